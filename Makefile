@@ -1,0 +1,39 @@
+# One-command set-up: `make demo` and `make test` create .venv, install the package with
+# its extras and the Debian packages headless napari needs, then run.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    ?= outputs
+# TensorFlow (core tests, training) and a napari canvas must not share a process
+# (see docs/architecture.md), so the suite runs in two pytest processes.
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+
+.PHONY: install system-deps demo test test-core test-gui bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[all]"
+	touch $(STAMP)
+
+system-deps:
+	bash scripts/install_system_deps.sh
+
+install: system-deps $(STAMP)
+
+demo: install
+	$(BIN)/xray-denoise demo --out $(OUT)
+
+test: install
+	$(PYTEST) -m "not slow and not gui" tests
+	$(PYTEST) -m "gui and not slow" tests
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
+
+clean:
+	rm -rf $(VENV) $(OUT) build dist
