@@ -331,7 +331,8 @@ def _series_arrays(tif: tifffile.TiffFile, path: Path) -> tuple[list[np.ndarray]
         if data.size == 0:
             raise ScanReadError(f"'{path.name}' holds a zero-size image; export the scan again.")
         axes = s.axes
-        data = np.squeeze(data)
+        while data.ndim > 2 and data.shape[0] == 1:  # drop leading singleton axes only
+            data = data[0]
         if data.ndim == 2:
             arrays.append(data)
         elif data.ndim == 3 and (axes.endswith("S") or data.shape[-1] in (3, 4) and data.shape[0] > 4):
@@ -514,7 +515,7 @@ def count_scale_for(image: np.ndarray, meta: Mapping[str, Any] | None = None) ->
     if meta and "count_scale" in meta:
         return float(meta["count_scale"])
     image = np.asarray(image)
-    if image.dtype.kind == "f" and image.size and np.nanmin(image) >= 0 and np.nanmax(image) <= 1.0:
+    if image.dtype.kind == "f" and image.size and np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1.0:
         return 65535.0
     return 1.0
 

@@ -1,0 +1,695 @@
+"""Physics-based dual-energy X-ray baggage phantom with exact noise-free ground truth.
+
+``make_bag`` draws a bag of objects (clothing, books, food, bottles of liquid, plastics,
+a laptop, steel tools, cables, coins and, by default, an explosive-like organic block)
+as per-material path-length maps, sends a polychromatic tube spectrum through them
+(Beer-Lambert with tabulated mass attenuation, 10-160 keV), records the result in a
+low- and a high-energy detector channel and adds the noise and artefacts of a
+line-scan scanner.
+
+Geometry and axes
+    Arrays are ``(channel, y, x)``; channel 0 is the low-energy, channel 1 the
+    high-energy detector. Axis 0 (y, rows) is the belt / scan direction: each row is
+    one read-out of the detector line. Axis 1 (x, columns) runs along the detector
+    line, one column per detector element, so per-element gain differences show as
+    stripes that run along axis 0. The pixel pitch (cm) is chosen so that a
+    640 x 1000 image spans 51 x 80 cm; other shapes keep the same pixel area scale
+    (``params["pixel_size_cm"]``).
+
+Signal and noise model (channel c, pixel (y, x))
+    q  = dose_c * s_c[x] * T_c[y, x]           expected detected quanta
+    clean = g_c * q = white_level * s_c[x] * T_c[y, x]     (counts, float64)
+    noisy = clip(round(g_c * Poisson(q) + Normal(0, read_noise_c**2)), 0, 65535)
+    with g_c = white_level / dose_c (air normalisation: unobstructed air maps to
+    ``white_level`` counts), s_c the per-element efficiency streaks (mean 1) and T_c
+    the detector-blurred polychromatic transmission (1 in air). The streaks scale
+    the quanta, not the gain, so one affine Poisson-Gaussian law (Foi et al. 2008)
+    holds at every pixel that is not clipped::
+
+        E[noisy_c] = clean_c,   Var[noisy_c] = gain_c * clean_c + read_std_c**2
+
+    where ``scan.noise[c] = NoiseParams(gain_c, read_std_c)`` and read_std_c**2 =
+    read_noise_c**2 + 1/12 includes the rounding to integers.
+
+Attenuation data come from the shipped table ``data/attenuation.npz`` (Elam tables via
+xraydb, see ``data/attenuation_source.txt``); this module never imports xraydb.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "MATERIAL_CLASSES",
+    "MATERIAL_CLASS_OF",
+    "AttenuationTable",
+    "NoiseParams",
+    "PhantomScan",
+    "ScannerModel",
+    "DetectorSpectra",
+    "load_attenuation_table",
+    "detector_spectra",
+    "polychromatic_transmission",
+    "make_bag",
+    "noise_free_uint16",
+]
+
+#: Class ids of ``PhantomScan.labels`` (uint8) and their names.
+MATERIAL_CLASSES: dict[int, str] = {
+    0: "air",
+    1: "organic",
+    2: "liquid",
+    3: "plastic",
+    4: "explosive",
+    5: "aluminium",
+    6: "copper",
+    7: "steel",
+}
+
+#: Material (key of ``PhantomScan.thickness``) -> class id in ``MATERIAL_CLASSES``.
+MATERIAL_CLASS_OF: dict[str, int] = {
+    "nylon": 1,  # bag fabric
+    "cellulose": 1,  # clothing, paper
+    "sucrose": 1,  # food
+    "water": 2,
+    "ethanol": 2,
+    "polyethylene": 3,
+    "pvc": 3,
+    "pet": 3,
+    "tnt": 4,
+    "rdx": 4,
+    "aluminium": 5,
+    "copper": 6,
+    "steel": 7,
+}
+
+UINT16_MAX = 65535
+_REFERENCE_SHAPE = (640, 1000)
+_REFERENCE_PITCH_CM = 0.08
+_LABEL_ENERGY_KEV = 60.0
+_AIR_ATTENUATION = 0.02  # mu*t at 60 keV below which a pixel is labelled air
+
+
+# --------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class AttenuationTable:
+    """Mass attenuation mu/rho (cm^2/g, shape (materials, energies)) at ``energies_kev``."""
+
+    energies_kev: np.ndarray
+    names: tuple[str, ...]
+    densities_g_cm3: np.ndarray
+    mu_rho_cm2_g: np.ndarray
+    source: str
+
+    def linear_mu(self, name: str) -> np.ndarray:
+        """Linear attenuation (1/cm) of ``name`` at its tabulated density, per energy."""
+        i = self.names.index(name)
+        return self.mu_rho_cm2_g[i] * self.densities_g_cm3[i]
+
+
+@lru_cache(maxsize=1)
+def load_attenuation_table() -> AttenuationTable:
+    """Load the shipped table ``napari_xray_denoise/data/attenuation.npz``."""
+    ref = resources.files("napari_xray_denoise").joinpath("data", "attenuation.npz")
+    with ref.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
+        return AttenuationTable(
+            energies_kev=np.asarray(data["energies_kev"], dtype=np.float64),
+            names=tuple(str(n) for n in data["names"]),
+            densities_g_cm3=np.asarray(data["densities_g_cm3"], dtype=np.float64),
+            mu_rho_cm2_g=np.asarray(data["mu_rho_cm2_g"], dtype=np.float64),
+            source=str(data["source"]),
+        )
+
+
+# ------------------------------------------------------------------- spectra
+@dataclass(frozen=True)
+class ScannerModel:
+    """Tube and detector stack of a dual-energy line scanner (lengths in cm)."""
+
+    kvp: float = 150.0  #: tube voltage; Kramers spectrum N(E) ~ (kvp - E) / E
+    tube_filter_al_cm: float = 0.25  #: inherent + added aluminium filtration
+    low_csi_cm: float = 0.03  #: thin front CsI scintillator (low-energy channel)
+    high_filter_cu_cm: float = 0.05  #: copper between the two scintillators
+    high_csi_cm: float = 0.4  #: thick rear CsI scintillator (high-energy channel)
+    energy_step_kev: int = 2  #: spacing of the energy bins taken from the 1 keV table
+
+
+@dataclass(frozen=True)
+class DetectorSpectra:
+    """Normalised detector response weights S_c(E) of both channels.
+
+    ``weights`` (2, E) sums to 1 per channel: energy-integrating response
+    E * N(E) * absorbed fraction. ``quanta_high_per_low`` is the ratio of absorbed
+    photons high/low in air (sets the high channel's dose).
+    """
+
+    energies_kev: np.ndarray
+    weights: np.ndarray
+    material_mu: dict[str, np.ndarray]  #: linear attenuation (1/cm) on ``energies_kev``
+    quanta_high_per_low: float
+
+
+def detector_spectra(
+    model: ScannerModel | None = None, table: AttenuationTable | None = None
+) -> DetectorSpectra:
+    """Compute the low/high channel response weights for ``model`` (default ScannerModel())."""
+    model = model or ScannerModel()
+    table = table or load_attenuation_table()
+    if not 20.0 <= model.kvp <= float(table.energies_kev[-1]):
+        raise ValueError(f"kvp must be between 20 and {table.energies_kev[-1]:g} kV.")
+    keep = np.zeros(table.energies_kev.size, dtype=bool)
+    keep[:: max(int(model.energy_step_kev), 1)] = True
+    keep &= table.energies_kev < model.kvp
+    energies = table.energies_kev[keep]
+    mu = {name: table.linear_mu(name)[keep] for name in table.names}
+    photons = (model.kvp - energies) / energies * np.exp(-mu["aluminium"] * model.tube_filter_al_cm)
+    absorbed_low = 1.0 - np.exp(-mu["csi"] * model.low_csi_cm)
+    to_high = np.exp(-mu["csi"] * model.low_csi_cm - mu["copper"] * model.high_filter_cu_cm)
+    absorbed_high = to_high * (1.0 - np.exp(-mu["csi"] * model.high_csi_cm))
+    quanta = np.stack([photons * absorbed_low, photons * absorbed_high])
+    weights = quanta * energies
+    weights /= weights.sum(axis=1, keepdims=True)
+    used = weights.max(axis=0) > 1e-5 * weights.max()
+    weights = weights[:, used] / weights[:, used].sum(axis=1, keepdims=True)
+    return DetectorSpectra(
+        energies_kev=energies[used],
+        weights=weights,
+        material_mu={name: m[used] for name, m in mu.items()},
+        quanta_high_per_low=float(quanta[1].sum() / quanta[0].sum()),
+    )
+
+
+def polychromatic_transmission(
+    thickness_cm: Mapping[str, np.ndarray], spectra: DetectorSpectra, chunk: int = 1 << 16
+) -> np.ndarray:
+    """Air-normalised transmission sum_E S_c(E) exp(-sum_m mu_m(E) t_m), shape (2, *t.shape).
+
+    ``thickness_cm`` maps material names to equally shaped path-length maps (cm, >= 0).
+    Returns float64 values in (0, 1]; 1 where every thickness is 0.
+    """
+    names = [n for n, t in thickness_cm.items() if np.any(t)]
+    shape = next(iter(thickness_cm.values())).shape
+    out = np.ones((2, *shape))
+    if not names:
+        return out
+    mu = np.stack([spectra.material_mu[n] for n in names], axis=1).astype(np.float32)  # (E, M)
+    t = np.stack([np.asarray(thickness_cm[n], np.float32).ravel() for n in names])  # (M, P)
+    w = spectra.weights.astype(np.float32)
+    flat = out.reshape(2, -1)
+    for start in range(0, t.shape[1], chunk):
+        att = mu @ t[:, start : start + chunk]  # (E, chunk) optical depth
+        np.exp(-att, out=att)
+        flat[:, start : start + chunk] = w @ att
+    return out
+
+
+# ------------------------------------------------------------------ drawing
+class _Canvas:
+    """Per-material path-length maps (cm, float32) and shape primitives in pixel units."""
+
+    def __init__(self, shape: tuple[int, int], pitch_cm: float, rng: np.random.Generator):
+        self.shape = shape
+        self.pitch = pitch_cm
+        self.rng = rng
+        self.t = {name: np.zeros(shape, np.float32) for name in MATERIAL_CLASS_OF}
+        self.texture = _smooth_field(shape, 8.0 / pitch_cm, rng)
+
+    def px(self, cm: float) -> float:
+        return cm / self.pitch
+
+    def window(self, cy: float, cx: float, radius: float):
+        """Slices around (cy, cx) and the pixel offsets (yy, xx) from it, or None if off-image."""
+        y0, y1 = max(int(cy - radius) - 2, 0), min(int(cy + radius) + 3, self.shape[0])
+        x0, x1 = max(int(cx - radius) - 2, 0), min(int(cx + radius) + 3, self.shape[1])
+        if y0 >= y1 or x0 >= x1:
+            return None
+        yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
+        xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
+        return (slice(y0, y1), slice(x0, x1)), yy, xx
+
+    def add(self, material: str, region, values_cm) -> None:
+        if region is not None:
+            self.t[material][region] += values_cm
+
+    # Shapes return (region, values) with values in [0, 1] (coverage/profile) or in cm.
+    def box(self, cy, cx, a, b, angle=0.0, corner=0.0):
+        """Coverage of a rounded rectangle, half-sizes a (along angle) and b, in pixels."""
+        win = self.window(cy, cx, math.hypot(a, b))
+        if win is None:
+            return None, 0.0
+        region, yy, xx = win
+        u, v = _rotate(yy, xx, angle)
+        corner = min(corner, a, b)
+        qu, qv = np.abs(u) - (a - corner), np.abs(v) - (b - corner)
+        dist = np.hypot(np.maximum(qu, 0), np.maximum(qv, 0)) + np.minimum(np.maximum(qu, qv), 0)
+        return region, np.clip(0.5 - (dist - corner), 0.0, 1.0)
+
+    def ellipsoid(self, cy, cx, a, b, angle=0.0):
+        """Normalised path length sqrt(1 - r^2) through an ellipsoid, half-axes a, b (px)."""
+        win = self.window(cy, cx, max(a, b))
+        if win is None:
+            return None, 0.0
+        region, yy, xx = win
+        u, v = _rotate(yy, xx, angle)
+        return region, np.sqrt(np.clip(1.0 - (u / a) ** 2 - (v / b) ** 2, 0.0, None))
+
+    def tube(self, points, radius):
+        """Chord length (cm) through a round tube of ``radius`` px along a polyline (y, x)."""
+        pts = np.asarray(points, dtype=np.float64)
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        centre = (lo + hi) / 2
+        win = self.window(centre[0], centre[1], float(np.max(hi - lo)) / 2 + radius)
+        if win is None:
+            return None, 0.0
+        region, yy, xx = win
+        rel = (pts - centre).astype(np.float32)
+        dist2 = np.full(np.broadcast_shapes(yy.shape, xx.shape), np.inf, np.float32)
+        for (y0, x0), (y1, x1) in zip(rel[:-1], rel[1:], strict=True):
+            dy, dx = y1 - y0, x1 - x0
+            frac = np.clip(((yy - y0) * dy + (xx - x0) * dx) / max(dy * dy + dx * dx, 1e-9), 0, 1)
+            np.minimum(dist2, (yy - y0 - frac * dy) ** 2 + (xx - x0 - frac * dx) ** 2, out=dist2)
+        width = max(radius, 1.0)  # keep sub-pixel wires visible, preserving cross-section
+        scale = (radius / width) ** 2 * self.pitch
+        return region, 2.0 * scale * np.sqrt(np.clip(width**2 - dist2, 0.0, None))
+
+    def ring(self, cy, cx, ry, rx, radius, angle=0.0, n=24):
+        phi = np.linspace(0, 2 * np.pi, n + 1)
+        u, v = rx * np.cos(phi), ry * np.sin(phi)
+        c, s = math.cos(angle), math.sin(angle)
+        return self.tube(np.stack([cy + u * s + v * c, cx + u * c - v * s], axis=1), radius)
+
+
+def _rotate(yy, xx, angle):
+    """Local coordinates: u along the direction ``angle`` (radians from +x), v across."""
+    c, s = np.float32(math.cos(angle)), np.float32(math.sin(angle))
+    return xx * c + yy * s, yy * c - xx * s
+
+
+def _along(cy, cx, angle, dist):
+    """Point ``dist`` px from (cy, cx) along ``angle``."""
+    return cy + dist * math.sin(angle), cx + dist * math.cos(angle)
+
+
+def _smooth_field(shape, scale_px, rng):
+    """Zero-mean, unit-std smooth random field (float32) with features ~``scale_px`` wide."""
+    step = max(int(scale_px / 2), 1)
+    coarse = rng.standard_normal((shape[0] // step + 3, shape[1] // step + 3))
+    coarse = ndimage.gaussian_filter(coarse, 1.0, mode="wrap")
+    zoomed = ndimage.zoom(coarse, step, order=1)[: shape[0], : shape[1]].astype(np.float32)
+    return (zoomed - zoomed.mean()) / max(float(zoomed.std()), 1e-6)
+
+
+# ------------------------------------------------------------------ objects
+# Each object draws itself around (cy, cx) and returns its half-extent in pixels.
+def _clothing(cv: _Canvas, cy, cx, rng, size):
+    a, b = size * rng.uniform(0.45, 0.8), size * rng.uniform(0.3, 0.6)
+    region, cover = cv.box(cy, cx, a, b, rng.uniform(0, np.pi), corner=0.3 * b)
+    if region is not None:
+        stack_cm = rng.uniform(3, 10) * rng.uniform(0.15, 0.3)  # folded fabric, mostly air
+        fold = 1.0 + 0.35 * cv.texture[region]
+        cv.add("cellulose", region, stack_cm * cover * np.clip(fold, 0.3, None))
+
+
+def _book(cv, cy, cx, rng, size):
+    a, b = cv.px(rng.uniform(9, 15)), cv.px(rng.uniform(7, 11))
+    region, cover = cv.box(cy, cx, a, b, rng.uniform(0, np.pi), corner=1)
+    cv.add("cellulose", region, cover * rng.uniform(1.5, 4) * 0.6)
+
+
+def _food(cv, cy, cx, rng, size):
+    a, b = cv.px(rng.uniform(4, 10)), cv.px(rng.uniform(3, 7))
+    region, prof = cv.ellipsoid(cy, cx, a, b, rng.uniform(0, np.pi))
+    cv.add("sucrose", region, prof * rng.uniform(3, 7) * rng.uniform(0.5, 0.8))
+
+
+def _bottle(cv, cy, cx, rng, size):
+    angle, half = rng.uniform(0, np.pi), cv.px(rng.uniform(9, 14))
+    radius = cv.px(rng.uniform(3, 4.5))
+    ends = [_along(cy, cx, angle, -half), _along(cy, cx, angle, half)]
+    region, outer = cv.tube(ends, radius)
+    _, inner = cv.tube(ends, radius - cv.px(0.04))
+    cv.add("pet", region, outer - inner)
+    cv.add(str(rng.choice(["water", "ethanol", "water"])), region, inner)
+    cap = _along(cy, cx, angle, half + radius + cv.px(1))
+    region, cover = cv.box(*cap, cv.px(1.2), cv.px(1.5), angle)
+    cv.add("polyethylene", region, cover * 2.0)
+
+
+def _plastic_box(cv, cy, cx, rng, size):
+    a, b, angle = cv.px(rng.uniform(6, 12)), cv.px(rng.uniform(4, 8)), rng.uniform(0, np.pi)
+    material = str(rng.choice(["polyethylene", "pvc"]))
+    region, outer = cv.box(cy, cx, a, b, angle, corner=cv.px(1))
+    _, inner = cv.box(cy, cx, a - 1.5, b - 1.5, angle, corner=cv.px(1))
+    cv.add(material, region, 0.4 * outer + rng.uniform(2, 5) * (outer - inner))
+
+
+def _laptop(cv, cy, cx, rng, size, bag_angle):
+    a = min(cv.px(rng.uniform(15, 18)), 0.8 * size[1])
+    b = min(cv.px(rng.uniform(10.5, 12.5)), 0.8 * size[0])
+    angle = bag_angle + rng.normal(0, 0.15)
+    region, shell = cv.box(cy, cx, a, b, angle, corner=cv.px(1.2))
+    _, inner = cv.box(cy, cx, a - 1, b - 1, angle, corner=cv.px(1.2))
+    cv.add("aluminium", region, 0.25 * shell + 0.8 * (shell - inner))
+    cv.add("polyethylene", region, 0.3 * inner)  # keyboard, plastics
+
+    def part(du, dv, pa, pb):  # sub-rectangle at (du, dv) fractions of the half-sizes
+        py = cy + du * a * math.sin(angle) + dv * b * math.cos(angle)
+        px_ = cx + du * a * math.cos(angle) - dv * b * math.sin(angle)
+        return cv.box(py, px_, pa * a, pb * b, angle, corner=1)
+
+    region, cover = part(0.0, 0.55, 0.7, 0.35)  # battery: Al/Cu foils, Co-rich cathode
+    cv.add("aluminium", region, 0.35 * cover)
+    cv.add("copper", region, 0.07 * cover)
+    region, cover = part(-0.1, -0.45, 0.6, 0.35)  # main board
+    cv.add("copper", region, 0.025 * cover)
+    region, cover = part(0.2, -0.5, 0.12, 0.15)  # heat sink
+    cv.add("copper", region, 0.25 * cover)
+    for du in (-0.8, 0.8):  # speaker magnets, hinges
+        region, cover = part(du, 0.0, 0.06, 0.1)
+        cv.add("steel", region, 0.4 * cover)
+        region, cover = part(du * 0.7, -0.95, 0.12, 0.04)
+        cv.add("steel", region, 0.5 * cover)
+    for du in (-0.95, 0.0, 0.95):  # screws
+        for dv in (-0.92, 0.92):
+            region, prof = part(du, dv, 0.0, 0.0)[0], 0
+            py = cy + du * a * math.sin(angle) + dv * b * math.cos(angle)
+            px_ = cx + du * a * math.cos(angle) - dv * b * math.sin(angle)
+            region, prof = cv.ellipsoid(py, px_, cv.px(0.3), cv.px(0.3))
+            cv.add("steel", region, 0.4 * prof)
+
+
+def _steel_tool(cv, cy, cx, rng, size):
+    kind, angle = rng.integers(4), rng.uniform(0, np.pi)
+    handle_material = str(rng.choice(["polyethylene", "pvc"]))
+    if kind == 0:  # screwdriver
+        tip, hilt = _along(cy, cx, angle, cv.px(-10)), _along(cy, cx, angle, cv.px(2))
+        cv.add("steel", *cv.tube([tip, hilt], cv.px(0.3)))
+        end = _along(cy, cx, angle, cv.px(12))
+        cv.add(handle_material, *cv.tube([hilt, end], cv.px(1.4)))
+    elif kind == 1:  # spanner with ring ends
+        length = cv.px(rng.uniform(7, 10))
+        region, cover = cv.box(cy, cx, length, cv.px(0.8), angle, corner=cv.px(0.3))
+        cv.add("steel", region, 0.5 * cover)
+        for sign in (-1, 1):
+            cv.add("steel", *cv.ring(*_along(cy, cx, angle, sign * length), cv.px(1.1),
+                                     cv.px(1.1), cv.px(0.45)))
+    elif kind == 2:  # knife: tapered blade and a plastic handle
+        win = cv.window(cy, cx, cv.px(9))
+        if win is not None:
+            region, yy, xx = win
+            u, v = _rotate(yy, xx, angle)
+            half_width = cv.px(1.3) * np.clip((cv.px(9) - u) / cv.px(9), 0, 1)
+            blade = (u > 0) & (u < cv.px(9)) & (np.abs(v) < half_width)
+            cv.add("steel", region, 0.2 * blade)
+        handle = _along(cy, cx, angle, cv.px(-5))
+        cv.add(handle_material, *cv.box(*handle, cv.px(5), cv.px(1.2), angle, corner=cv.px(0.5)))
+        cv.add("steel", *cv.tube([handle, (cy, cx)], cv.px(0.25)))
+    else:  # scissors: two crossed blades, pivot and finger loops
+        for sign in (-1, 1):
+            blade_angle = angle + sign * 0.18
+            tip, back = _along(cy, cx, blade_angle, cv.px(10)), _along(cy, cx, blade_angle, cv.px(-3))
+            cv.add("steel", *cv.tube([back, tip], cv.px(0.5)))
+            loop = _along(cy, cx, angle - sign * 0.35, cv.px(-6))
+            cv.add(handle_material, *cv.ring(*loop, cv.px(1.6), cv.px(2.2), cv.px(0.4), angle))
+        cv.add("steel", *cv.ellipsoid(cy, cx, cv.px(0.5), cv.px(0.5)))
+
+
+def _cable(cv, cy, cx, rng, size):
+    n = int(rng.integers(12, 24))
+    heading = np.cumsum(rng.normal(0, 0.5, n)) + rng.uniform(0, 2 * np.pi)
+    step = cv.px(rng.uniform(2, 3.5))
+    pts = np.cumsum(np.stack([np.sin(heading), np.cos(heading)], axis=1) * step, axis=0)
+    pts += np.array([cy, cx]) - pts.mean(axis=0)
+    pts = np.clip(pts, [cy - size[0], cx - size[1]], [cy + size[0], cx + size[1]])
+    region, jacket = cv.tube(pts, cv.px(0.25))
+    _, core = cv.tube(pts, cv.px(0.08))
+    cv.add("pvc", region, np.clip(jacket - core, 0, None))
+    cv.add("copper", region, core)
+    # charger brick at the end: plastic case, copper windings, steel transformer core
+    region, cover = cv.box(*pts[-1], cv.px(3.5), cv.px(2.5), heading[-1], corner=cv.px(0.5))
+    cv.add("polyethylene", region, 0.6 * cover)
+    region, cover = cv.box(*pts[-1], cv.px(1.2), cv.px(1.2), heading[-1])
+    cv.add("copper", region, 0.25 * cover)
+    cv.add("steel", region, 0.5 * cover)
+
+
+def _coins(cv, cy, cx, rng, size):
+    for _ in range(int(rng.integers(3, 8))):
+        r = cv.px(rng.uniform(0.9, 1.3))
+        py, px_ = cy + rng.normal(0, cv.px(2)), cx + rng.normal(0, cv.px(2))
+        region, prof = cv.box(py, px_, r, r, corner=r)
+        cv.add(str(rng.choice(["copper", "steel"])), region, rng.uniform(0.15, 0.22) * prof)
+
+
+def _explosive(cv, cy, cx, rng, size):
+    a, b, angle = cv.px(rng.uniform(5, 9)), cv.px(rng.uniform(3, 5)), rng.uniform(0, np.pi)
+    region, cover = cv.box(cy, cx, a, b, angle, corner=cv.px(0.5))
+    cv.add(str(rng.choice(["rdx", "tnt"])), region, cover * rng.uniform(2.5, 5.0))
+    det = _along(cy, cx, angle, a * 0.5)  # detonator: aluminium tube, dense charge
+    tip = _along(*det, angle + np.pi / 2, cv.px(3))
+    region, outer = cv.tube([det, tip], cv.px(0.35))
+    _, inner = cv.tube([det, tip], cv.px(0.3))
+    cv.add("aluminium", region, outer - inner)
+    cv.add("copper", region, 0.3 * inner)
+    battery = _along(cy, cx, angle, -a - cv.px(4))  # 9 V battery and leads
+    region, shell = cv.box(*battery, cv.px(2.4), cv.px(1.3), angle, corner=cv.px(0.2))
+    cv.add("steel", region, 0.1 * shell + 0.6 * (shell - cv.box(*battery, cv.px(2.4) - 1,
+                                                                cv.px(1.3) - 1, angle)[1]))
+    for off in (-0.4, 0.4):
+        start = _along(*battery, angle + np.pi / 2, cv.px(off))
+        mid = _along(*det, angle + np.pi / 2, cv.px(off + 1.5 * rng.normal()))
+        cv.add("copper", *cv.tube([start, mid, tip], cv.px(0.05)))
+
+
+_OBJECTS = {
+    "clothing": (_clothing, 3.0),
+    "book": (_book, 1.0),
+    "food": (_food, 1.0),
+    "bottle": (_bottle, 1.5),
+    "plastic_box": (_plastic_box, 1.0),
+    "steel_tool": (_steel_tool, 1.5),
+    "cable": (_cable, 1.0),
+    "coins": (_coins, 0.7),
+}
+_ALWAYS = ("clothing", "clothing", "laptop", "bottle", "steel_tool", "explosive", "cable", "book")
+
+
+def _draw_bag(cv: _Canvas, rng, n_objects: int, threat: bool) -> tuple[np.ndarray, list]:
+    """Draw the bag shell and its contents; return the bag interior coverage and an object log."""
+    ny, nx = cv.shape
+    hy, hx = ny * rng.uniform(0.40, 0.46), nx * rng.uniform(0.40, 0.46)
+    cy, cx = ny / 2 + rng.normal(0, 0.01 * ny), nx / 2 + rng.normal(0, 0.01 * nx)
+    bag_angle = rng.normal(0, 0.03)
+    corner = 0.15 * min(hy, hx)
+    region, interior = cv.box(cy, cx, hx, hy, bag_angle, corner=corner)
+    _, inset = cv.box(cy, cx, hx - 3, hy - 3, bag_angle, corner=corner)
+    cv.add("nylon", region, interior * (0.25 * (1 + 0.1 * cv.texture[region])) + 2.0 * (interior - inset))
+    # zip around the inside of the rim: metal or plastic teeth
+    zip_material = str(rng.choice(["steel", "polyethylene"]))
+    _, zip_outer = cv.box(cy, cx, hx - cv.px(1.5), hy - cv.px(1.5), bag_angle, corner=corner)
+    _, zip_inner = cv.box(cy, cx, hx - cv.px(2.1), hy - cv.px(2.1), bag_angle, corner=corner)
+    cv.add(zip_material, region, (zip_outer - zip_inner) * (0.05 if zip_material == "steel" else 0.3))
+    if rng.random() < 0.7:  # trolley: two hollow aluminium rails along the long side
+        long_is_x = hx >= hy
+        for frac in (-0.35, 0.35):
+            offset = frac * (hy if long_is_x else hx)
+            half = 0.9 * (hx if long_is_x else hy)
+            ang = bag_angle if long_is_x else bag_angle + np.pi / 2
+            centre = _along(cy, cx, ang + np.pi / 2, offset)
+            ends = [_along(*centre, ang, -half), _along(*centre, ang, half)]
+            reg, outer = cv.tube(ends, cv.px(0.9))
+            _, inner = cv.tube(ends, cv.px(0.75))
+            cv.add("aluminium", reg, outer - inner)
+
+    kinds = list(_ALWAYS if threat else [k for k in _ALWAYS if k != "explosive"])[:n_objects]
+    names, weights = list(_OBJECTS), np.array([w for _, w in _OBJECTS.values()])
+    kinds += list(rng.choice(names, size=max(n_objects - len(kinds), 0), p=weights / weights.sum()))
+    log = []
+    size = (hy, hx)
+    for kind in kinds:
+        margin = 0.25
+        oy = cy + rng.uniform(-1 + margin, 1 - margin) * hy
+        ox = cx + rng.uniform(-1 + margin, 1 - margin) * hx
+        if kind == "laptop":
+            _laptop(cv, oy, ox, rng, size, bag_angle + (0 if hx >= hy else np.pi / 2))
+        elif kind == "explosive":
+            _explosive(cv, oy, ox, rng, size)
+        elif kind == "clothing":
+            _clothing(cv, oy, ox, rng, min(hy, hx))
+        else:
+            _OBJECTS[kind][0](cv, oy, ox, rng, size)
+        log.append({"kind": str(kind), "center_yx": (round(float(oy), 1), round(float(ox), 1))})
+    full_interior = np.zeros(cv.shape, np.float32)
+    full_interior[region] = interior
+    return full_interior, log
+
+
+# ------------------------------------------------------------------ outputs
+@dataclass(frozen=True)
+class NoiseParams:
+    """Affine Poisson-Gaussian law of one channel, in output counts: Var = gain*mean + read_std**2."""
+
+    gain: float  #: output counts per detected quantum (= white_level / dose of the channel)
+    read_std: float  #: Gaussian read noise std incl. rounding, in counts
+
+    def variance(self, mean_counts):
+        """Noise variance (counts^2) at expected level ``mean_counts``."""
+        return self.gain * np.asarray(mean_counts) + self.read_std**2
+
+
+@dataclass
+class PhantomScan:
+    """One simulated dual-energy scan with exact ground truth.
+
+    noisy: (2, Y, X) uint16 counts as a scanner writes them (0..65535).
+    clean: (2, Y, X) float64 expected counts, E[noisy] = clean where nothing clips.
+    labels: (Y, X) uint8 dominant material class, see ``MATERIAL_CLASSES``.
+    thickness: material -> (Y, X) float32 path length in cm at the tabulated density.
+    transmission: (2, Y, X) float64 blurred air-normalised transmission in (0, 1].
+    streak_gain: (2, X) float64 per-detector-element efficiency (mean 1).
+    noise: (low, high) ``NoiseParams``; params: every setting used.
+    """
+
+    noisy: np.ndarray
+    clean: np.ndarray
+    labels: np.ndarray
+    thickness: dict[str, np.ndarray]
+    transmission: np.ndarray
+    streak_gain: np.ndarray
+    noise: tuple[NoiseParams, NoiseParams]
+    params: dict = field(default_factory=dict)
+
+
+def noise_free_uint16(scan: PhantomScan) -> np.ndarray:
+    """The clean reference as uint16 counts: ``scan.clean`` rounded and clipped to 0..65535."""
+    return np.clip(np.rint(scan.clean), 0, UINT16_MAX).astype(np.uint16)
+
+
+def _pair(value, name: str) -> tuple[float, float]:
+    low, high = (value, value) if np.isscalar(value) else tuple(value)
+    if not (np.isfinite(low) and np.isfinite(high) and low >= 0 and high >= 0):
+        raise ValueError(f"{name} must be a non-negative number or a (low, high) pair of them.")
+    return float(low), float(high)
+
+
+def _labels(thickness: Mapping[str, np.ndarray], spectra: DetectorSpectra) -> np.ndarray:
+    """Class whose materials attenuate most at 60 keV; air where the total is negligible."""
+    k = int(np.argmin(np.abs(spectra.energies_kev - _LABEL_ENERGY_KEV)))
+    per_class = np.zeros((len(MATERIAL_CLASSES), *next(iter(thickness.values())).shape), np.float32)
+    for name, t in thickness.items():
+        per_class[MATERIAL_CLASS_OF[name]] += spectra.material_mu[name][k] * t
+    labels = np.argmax(per_class, axis=0).astype(np.uint8)
+    labels[per_class.sum(axis=0) < _AIR_ATTENUATION] = 0
+    return labels
+
+
+def make_bag(
+    shape: tuple[int, int] = _REFERENCE_SHAPE,
+    *,
+    dose: float = 3000.0,
+    seed: int = 0,
+    noise_seed: int | None = None,
+    gain_streak_std: float = 0.01,
+    read_noise: float | tuple[float, float] = 25.0,
+    blur_sigma: float = 0.6,
+    white_level: float = 60000.0,
+    n_objects: int = 14,
+    hot_pixels: int = 0,
+    threat: bool = True,
+    high_dose: float | None = None,
+    scanner: ScannerModel | None = None,
+) -> PhantomScan:
+    """Simulate one dual-energy scan of a randomly packed bag.
+
+    shape: (Y, X) pixels, each >= 32; axis 0 is the belt direction.
+    dose: expected detected quanta per air pixel in the low channel (> 0).
+    seed: scene seed (bag, objects, streaks, defects); same seed -> same clean scan.
+    noise_seed: seed of the photon/read noise; None uses ``seed``.
+    gain_streak_std: relative std of the per-detector-element efficiency (columns).
+    read_noise: Gaussian read noise std in output counts, one value or (low, high).
+    blur_sigma: detector blur (Gaussian std, pixels) applied to the expected signal.
+    white_level: counts that unobstructed air maps to (0 < white_level <= 65535).
+    n_objects: number of items in the bag (>= 0); the first ones always include
+        clothing, a laptop, a bottle, a steel tool, an explosive-like block (if ``threat``),
+        a cable and a book, the rest are drawn at random.
+    hot_pixels: number of defective pixels (half stuck at 65535, half at 0) put in
+        ``noisy`` only; their positions are in ``params["defects"]``.
+    high_dose: quanta per air pixel in the high channel; None takes the physical ratio
+        of absorbed photons, ``dose * spectra.quanta_high_per_low`` (about 0.28).
+    scanner: tube and detector model; None uses ``ScannerModel()`` (150 kVp).
+    """
+    if len(shape) != 2 or min(int(s) for s in shape) < 32:
+        raise ValueError(f"shape must be two sizes of at least 32 pixels, got {shape}.")
+    shape = (int(shape[0]), int(shape[1]))
+    if not (np.isfinite(dose) and dose > 0):
+        raise ValueError(f"dose must be a positive number of quanta per pixel, got {dose}.")
+    if not 0 < white_level <= UINT16_MAX:
+        raise ValueError(f"white_level must be in (0, 65535] counts, got {white_level}.")
+    if gain_streak_std < 0 or blur_sigma < 0 or n_objects < 0 or hot_pixels < 0:
+        raise ValueError("gain_streak_std, blur_sigma, n_objects and hot_pixels must be >= 0.")
+    if seed < 0 or (noise_seed is not None and noise_seed < 0):
+        raise ValueError("seed and noise_seed must be non-negative integers.")
+    read = _pair(read_noise, "read_noise")
+    scanner = scanner or ScannerModel()
+    spectra = detector_spectra(scanner)
+    doses = (float(dose), float(high_dose) if high_dose else dose * spectra.quanta_high_per_low)
+    if not doses[1] > 0:
+        raise ValueError(f"high_dose must be a positive number of quanta, got {high_dose}.")
+
+    scene_rng = np.random.default_rng([int(seed), 0])
+    pitch = _REFERENCE_PITCH_CM * math.sqrt(math.prod(_REFERENCE_SHAPE) / math.prod(shape))
+    canvas = _Canvas(shape, pitch, scene_rng)
+    interior, objects = _draw_bag(canvas, scene_rng, int(n_objects), bool(threat))
+    thickness = canvas.t
+    for name, t in thickness.items():
+        if name != "nylon":
+            t *= interior  # nothing sticks out of the bag
+        np.maximum(t, 0, out=t)
+
+    transmission = polychromatic_transmission(thickness, spectra)
+    if blur_sigma > 0:
+        for c in range(2):
+            transmission[c] = ndimage.gaussian_filter(transmission[c], blur_sigma, mode="nearest")
+    streaks = scene_rng.standard_normal((2, shape[1]))
+    boards = np.repeat(scene_rng.standard_normal((2, shape[1] // 32 + 1)), 32, axis=1)[:, : shape[1]]
+    streak_gain = 1.0 + gain_streak_std * (0.8 * streaks + 0.6 * boards)
+
+    gains = tuple(white_level / d for d in doses)
+    quanta = transmission * (np.array(doses)[:, None, None] * streak_gain[:, None, :])
+    clean = quanta * np.array(gains)[:, None, None]
+    noise_rng = np.random.default_rng([int(seed if noise_seed is None else noise_seed), 1])
+    counts = noise_rng.poisson(quanta).astype(np.float64)
+    counts *= np.array(gains)[:, None, None]
+    counts += noise_rng.standard_normal(counts.shape) * np.array(read)[:, None, None]
+    noisy = np.clip(np.rint(counts), 0, UINT16_MAX).astype(np.uint16)
+
+    defects = []
+    if hot_pixels:
+        where = scene_rng.integers(0, [2, shape[0], shape[1]], size=(int(hot_pixels), 3))
+        values = np.where(np.arange(int(hot_pixels)) % 2 == 0, UINT16_MAX, 0)
+        noisy[where[:, 0], where[:, 1], where[:, 2]] = values
+        defects = [(int(c), int(y), int(x), int(v)) for (c, y, x), v in zip(where, values, strict=True)]
+
+    params = {
+        "shape": shape, "seed": int(seed), "noise_seed": noise_seed, "dose": doses[0],
+        "dose_high": doses[1], "gain_streak_std": float(gain_streak_std), "read_noise": read,
+        "blur_sigma": float(blur_sigma), "white_level": float(white_level),
+        "n_objects": int(n_objects), "hot_pixels": int(hot_pixels), "threat": bool(threat),
+        "scanner": scanner, "pixel_size_cm": pitch, "belt_axis": 0,
+        "energies_kev": (float(spectra.energies_kev[0]), float(spectra.energies_kev[-1]),
+                         int(spectra.energies_kev.size)),
+        "attenuation_source": load_attenuation_table().source,
+        "objects": objects, "defects": defects,
+    }
+    noise = tuple(NoiseParams(g, math.sqrt(r * r + 1.0 / 12.0)) for g, r in zip(gains, read, strict=True))
+    return PhantomScan(
+        noisy=noisy, clean=clean, labels=_labels(thickness, spectra), thickness=thickness,
+        transmission=transmission, streak_gain=streak_gain, noise=noise, params=params,
+    )

@@ -1,0 +1,49 @@
+"""Manifest validity and the no-TensorFlow-at-import rule."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def test_manifest_validates_with_imports():
+    npe2 = pytest.importorskip("npe2")
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution("napari-xray-denoise")
+    manifest.validate_imports()
+    assert {c.id.split(".")[-1] for c in manifest.contributions.commands} >= {"get_reader", "write_layer", "write_layers"}
+    assert npe2 is not None
+
+
+def test_npe2_cli_validate():
+    result = subprocess.run(
+        [sys.executable, "-m", "npe2", "validate", "--imports", "napari-xray-denoise"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+LIGHT_MODULES = [
+    "napari_xray_denoise",
+    "napari_xray_denoise.io",
+    "napari_xray_denoise._reader",
+    "napari_xray_denoise._writer",
+    "napari_xray_denoise._sample_data",
+    "napari_xray_denoise.cli",
+]
+
+
+def test_light_modules_do_not_import_tensorflow():
+    code = (
+        "import importlib, sys\n"
+        f"for m in {LIGHT_MODULES!r}:\n"
+        "    try:\n"
+        "        importlib.import_module(m)\n"
+        "    except ModuleNotFoundError as e:\n"
+        "        if e.name != m: raise\n"
+        "bad = sorted(k for k in ('tensorflow', 'keras') if k in sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
