@@ -62,6 +62,7 @@ FULL_SCALE_U16 = 65535.0
 SOURCE_APPROX_KERNEL = np.array(
     [[0.0778, 0.1233, 0.0778], [0.1233, 0.1953, 0.1233], [0.0778, 0.1233, 0.0778]]
 )
+SOURCE_APPROX_KERNEL.setflags(write=False)
 
 #: The source's background/detail threshold of the spatial fusion, in 8-bit grey levels.
 #: In counts it is ``20 / 255 * white_level`` (20 * 257 = 5140 counts for 65535).
@@ -89,15 +90,37 @@ MATERIAL_COLOURS_RGB01 = {
     MATERIAL_IMPENETRABLE: (0.45, 0.0, 0.0),
 }
 
-# Ratio thresholds on R = ln(T_low) / ln(T_high) (see material_ratio).
-DEFAULT_ORGANIC_MAX_RATIO = 1.35
-DEFAULT_INORGANIC_MAX_RATIO = 1.75
+# Ratio boundaries on R = ln(T_low) / ln(T_high) (see material_ratio), as functions of
+# the high-energy log-attenuation A = -ln(T_high): (A breakpoints, R breakpoints),
+# linearly interpolated, constant beyond the ends.  R falls with thickness for every
+# material (beam hardening), so a scanner's boundaries are curves, not constants.
+# Calibrated on the physics of the project's phantom scanner (150 kVp, 2.5 mm Al
+# filtration, dual-layer detector: 0.3 mm CsI front = low, 0.5 mm Cu, 4 mm CsI rear =
+# high; Elam attenuation tables) from the pure-material curves R(A):
+# organic/inorganic at 40 % of the way from the highest organic curve (water;
+# polyethylene ... TNT, RDX lie below it) to aluminium; inorganic/metal at 20 % of the
+# way from aluminium to the lower of iron and copper.  Mixtures with organics (clothing
+# over everything) only lower R, so a boundary just above the pure aluminium curve
+# still calls metal under clothing metal.  Other spectra need other curves.
+_BOUNDARY_ATTENUATION = (0.03, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.2)
+DEFAULT_ORGANIC_MAX_RATIO = (
+    _BOUNDARY_ATTENUATION,
+    (1.95, 1.86, 1.77, 1.68, 1.62, 1.55, 1.50, 1.43, 1.38, 1.35, 1.32, 1.30, 1.27),
+)
+DEFAULT_INORGANIC_MAX_RATIO = (
+    _BOUNDARY_ATTENUATION,
+    (3.23, 2.88, 2.59, 2.34, 2.17, 1.99, 1.86, 1.70, 1.60, 1.52, 1.47, 1.42, 1.37),
+)
 #: High-energy log-attenuation -ln(T_high) below which a pixel counts as air / background.
 DEFAULT_MIN_ATTENUATION = 0.03
 #: High-energy transmission below which a pixel is too dark to judge ("impenetrable").
 DEFAULT_IMPENETRABLE_TRANSMISSION = 0.015
 # High-energy log-attenuation at which the class colour is fully saturated.
 _FULL_COLOUR_ATTENUATION = 0.35
+
+_WHITE_BINS = 128
+_WHITE_BOX = 5
+_WHITE_PEAK_FRACTION = 0.2
 
 _APPROX_RULES = ("smoothed_mean", "mean", "weighted")
 _DETAIL_RULES = ("sum", "max_abs", "mean")
@@ -188,30 +211,46 @@ def _to_output(rgb01: np.ndarray, as_float: bool) -> np.ndarray:
 
 # --------------------------------------------------------------------------- white level
 def _estimate_white_single(counts: np.ndarray) -> float:
-    values = counts.ravel()
+    # A 5x5 box mean cuts photon noise 5x; air regions are large, so their level stays.
+    values = ndimage.uniform_filter(counts.astype(np.float32), _WHITE_BOX, mode="reflect").ravel()
     top = float(np.percentile(values, 99.9))
     if top <= 0:
         raise ValueError(
             "the image is zero or negative almost everywhere, so no air (white) level can "
             "be estimated; pass white_level explicitly."
         )
-    lower = 0.75 * top
+    lower = 0.5 * top
     bright = values[values >= lower]
-    hist, edges = np.histogram(bright, bins=64, range=(lower, top))
+    hist, edges = np.histogram(bright, bins=_WHITE_BINS, range=(lower, top))
     width = edges[1] - edges[0]
-    peak = int(np.argmax(hist))
+    smooth = ndimage.gaussian_filter1d(hist.astype(np.float64), 1.5, mode="constant")
+    padded = np.concatenate([[-1.0], smooth, [-1.0]])
+    is_peak = (smooth >= padded[:-2]) & (smooth >= padded[2:])
+    is_peak &= smooth >= _WHITE_PEAK_FRACTION * smooth.max()
+    peak = int(np.flatnonzero(is_peak)[-1])  # the brightest large population: air
     centre = 0.5 * (edges[peak] + edges[peak + 1])
-    window = bright[np.abs(bright - centre) <= 2.0 * width]
-    return float(np.median(window)) if window.size else top
+    # Refine by median-shift: re-centre a +-3-bin window on the median of the pixels
+    # inside it until it settles on the mode of the air peak.
+    for _ in range(20):
+        window = bright[np.abs(bright - centre) <= 3.0 * width]
+        if window.size == 0:
+            break
+        new_centre = float(np.median(window))
+        converged = abs(new_centre - centre) < 1e-3 * width
+        centre = new_centre
+        if converged:
+            break
+    return float(centre)
 
 
 def estimate_white_level(low, high=None) -> float:
     """Estimate the air (white) level of a scan, in counts.
 
     Method: the air of an air-normalised scan is the brightest large population of
-    pixels.  Take the 99.9th percentile ``p`` (robust to a few hot pixels), histogram
-    the pixels in ``[0.75 p, p]`` in 64 bins, and return the median of the pixels near
-    the fullest bin.  For a clipped scan (air saturated at the top) this is the clip
+    pixels.  Average the image over 5x5 boxes (cuts the photon noise 5x; air regions
+    are large so their level is kept), then take the 99.9th percentile ``p`` (robust to a few hot pixels), histogram
+    the pixels in ``[0.75 p, p]`` in 64 bins, and refine the fullest bin by median-shift
+    (repeatedly take the median of the pixels within 4 bins of the current estimate).  For a clipped scan (air saturated at the top) this is the clip
     value; for noisy unclipped air it is close to the mean air level (a high percentile
     alone would sit ~3 noise sigmas above it).
 
@@ -231,7 +270,7 @@ def estimate_white_level(low, high=None) -> float:
     if high is None and np.ndim(low) == 2:
         return _estimate_white_single(_as_image(low, "image"))
     low_f, high_f = _as_pair(low, high)
-    return _estimate_white_single(np.concatenate([low_f.ravel(), high_f.ravel()]))
+    return _estimate_white_single(np.concatenate([low_f, high_f], axis=1))
 
 
 def _resolve_white(white_level, image: np.ndarray) -> float:
@@ -241,11 +280,16 @@ def _resolve_white(white_level, image: np.ndarray) -> float:
 
 
 def _per_channel(value, name: str) -> tuple[float, float]:
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be one number or a (low, high) pair, got {value!r}.")
-        return float(value[0]), float(value[1])
-    return float(value), float(value)
+    """One number for both channels, or a (low, high) pair, as two floats."""
+    pair = value if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str) else None
+    try:
+        if pair is None:
+            return float(value), float(value)
+        if len(pair) == 2:
+            return float(pair[0]), float(pair[1])
+    except (TypeError, ValueError):
+        pass
+    raise ValueError(f"{name} must be one number or a (low, high) pair of numbers, got {value!r}.")
 
 
 # --------------------------------------------------------------------------- wavelet fusion
@@ -360,9 +404,8 @@ def wavelet_fuse(
     coeffs_high = pywt.wavedec2(high_f, wavelet_obj, mode=mode, level=int(level))
     fused = [_fuse_approx(coeffs_low[0], coeffs_high[0], approx, weight)]
     for bands_low, bands_high in zip(coeffs_low[1:], coeffs_high[1:], strict=True):
-        fused.append(
-            tuple(_fuse_detail(b_low, b_high, detail) for b_low, b_high in zip(bands_low, bands_high, strict=True))
-        )
+        pairs = zip(bands_low, bands_high, strict=True)
+        fused.append(tuple(_fuse_detail(b_low, b_high, detail) for b_low, b_high in pairs))
     out = pywt.waverec2(fused, wavelet_obj, mode=mode)
     y_size, x_size = low_f.shape
     return np.ascontiguousarray(out[:y_size, :x_size], dtype=np.float32)
@@ -411,14 +454,15 @@ def spatial_fuse(
     Returns
     -------
     numpy.ndarray or (numpy.ndarray, numpy.ndarray)
-        float32 ``(Y, X)`` gamma-corrected fused image in counts, 0..white_level; with
-        ``return_pre_gamma`` the tuple ``(gamma_counts, fused_counts)``.
+        float32 ``(Y, X)`` gamma-corrected fused image in counts, 0..white_level
+        (``gamma=1``: the fused image itself, unclipped); with ``return_pre_gamma``
+        the tuple ``(gamma_counts, fused_counts)``.
     """
     low_f, high_f = _as_pair(low, high)
     gamma = _positive_finite(gamma, "gamma")
     mean = 0.5 * (low_f + high_f)
     white = (
-        _estimate_white_single(np.concatenate([low_f.ravel(), high_f.ravel()]))
+        _estimate_white_single(np.concatenate([low_f, high_f], axis=1))
         if white_level is None
         else _positive_finite(white_level, "white_level")
     )
@@ -619,20 +663,49 @@ def material_ratio(
     return _ratio(a_low, a_high, min_attenuation)
 
 
-def _classify(a_low, a_high, t_high, organic_max, inorganic_max, min_attenuation, impenetrable):
-    organic_max = _positive_finite(organic_max, "organic_max")
-    inorganic_max = _positive_finite(inorganic_max, "inorganic_max")
-    if inorganic_max <= organic_max:
+def _boundary(value, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A ratio boundary as (attenuation breakpoints, ratio breakpoints) arrays."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        ratio = _positive_finite(value, name)
+        return np.array([0.0]), np.array([ratio])
+    try:
+        attenuation, ratio = (np.asarray(v, dtype=np.float64) for v in value)
+    except (TypeError, ValueError):
+        attenuation = ratio = None
+    if (
+        attenuation is None
+        or attenuation.ndim != 1
+        or attenuation.shape != ratio.shape
+        or attenuation.size == 0
+        or not (np.isfinite(attenuation).all() and np.isfinite(ratio).all())
+        or (np.diff(attenuation) <= 0).any()
+        or (ratio <= 0).any()
+    ):
         raise ValueError(
-            f"inorganic_max ({inorganic_max}) must be larger than organic_max "
-            f"({organic_max}); the ratio bands are organic < inorganic < metal."
+            f"{name} must be a positive ratio or an (attenuations, ratios) pair of equally "
+            "long finite sequences with strictly increasing attenuations."
+        )
+    return attenuation, ratio
+
+
+def _classify(a_low, a_high, t_high, organic_max, inorganic_max, min_attenuation, impenetrable):
+    organic_att, organic_ratio = _boundary(organic_max, "organic_max")
+    inorganic_att, inorganic_ratio = _boundary(inorganic_max, "inorganic_max")
+    knots = np.union1d(organic_att, inorganic_att)
+    if (np.interp(knots, inorganic_att, inorganic_ratio)
+            <= np.interp(knots, organic_att, organic_ratio)).any():
+        raise ValueError(
+            "inorganic_max must be larger than organic_max at every attenuation; the ratio "
+            "bands are organic < inorganic < metal."
         )
     min_attenuation = _nonnegative_finite(min_attenuation, "min_attenuation")
     impenetrable = _nonnegative_finite(impenetrable, "impenetrable_transmission")
     ratio = _ratio(a_low, a_high, min_attenuation)
+    organic_limit = np.interp(a_high, organic_att, organic_ratio).astype(np.float32)
+    inorganic_limit = np.interp(a_high, inorganic_att, inorganic_ratio).astype(np.float32)
     classes = np.full(ratio.shape, MATERIAL_METAL, dtype=np.uint8)
-    classes[ratio < inorganic_max] = MATERIAL_INORGANIC
-    classes[ratio < organic_max] = MATERIAL_ORGANIC
+    classes[ratio < inorganic_limit] = MATERIAL_INORGANIC
+    classes[ratio < organic_limit] = MATERIAL_ORGANIC
     classes[np.isnan(ratio)] = MATERIAL_BACKGROUND
     classes[t_high < impenetrable] = MATERIAL_IMPENETRABLE
     return classes
@@ -642,8 +715,8 @@ def classify_materials(
     low,
     high=None,
     *,
-    organic_max: float = DEFAULT_ORGANIC_MAX_RATIO,
-    inorganic_max: float = DEFAULT_INORGANIC_MAX_RATIO,
+    organic_max=DEFAULT_ORGANIC_MAX_RATIO,
+    inorganic_max=DEFAULT_INORGANIC_MAX_RATIO,
     min_attenuation: float = DEFAULT_MIN_ATTENUATION,
     impenetrable_transmission: float = DEFAULT_IMPENETRABLE_TRANSMISSION,
     white_level=None,
@@ -654,12 +727,28 @@ def classify_materials(
 
     Classes (uint8): :data:`MATERIAL_BACKGROUND` (0) where ``-ln(T_high) <
     min_attenuation``; :data:`MATERIAL_ORGANIC` (1) where ``R < organic_max``;
-    :data:`MATERIAL_INORGANIC` (2, mixed / light metals such as aluminium, glass, salt)
-    where ``organic_max <= R < inorganic_max``; :data:`MATERIAL_METAL` (3) where
+    :data:`MATERIAL_INORGANIC` (2, mixed / light metals such as aluminium, glass, salt,
+    PVC) where ``organic_max <= R < inorganic_max``; :data:`MATERIAL_METAL` (3) where
     ``R >= inorganic_max``; :data:`MATERIAL_IMPENETRABLE` (4) where the high-energy
     transmission is below ``impenetrable_transmission`` (too dark to judge; this
-    overrides the ratio).  Thresholds are spectrum dependent: calibrate them on scans
-    of known materials.  Other parameters as in :func:`material_ratio`.
+    overrides the ratio).
+
+    Parameters
+    ----------
+    organic_max, inorganic_max : float or (sequence, sequence)
+        Ratio boundaries.  A number is a constant boundary; a pair
+        ``(attenuations, ratios)`` is a boundary curve over the high-energy
+        log-attenuation ``A = -ln(T_high)`` (strictly increasing breakpoints, linear
+        interpolation, constant beyond the ends), as real scanners use, because ``R``
+        falls with thickness.  The defaults :data:`DEFAULT_ORGANIC_MAX_RATIO` and
+        :data:`DEFAULT_INORGANIC_MAX_RATIO` are curves calibrated on the phantom's
+        150 kVp dual-layer scanner (organic boundary from R 1.95 at A 0.03 down to
+        1.27 at A 4.2; metal boundary from 3.23 down to 1.37).  They are spectrum
+        dependent: recalibrate on scans of known materials for another scanner.
+    min_attenuation, impenetrable_transmission : float
+        Background limit on ``-ln(T_high)`` and impenetrable limit on ``T_high``.
+    white_level, dark_level, smooth_sigma
+        As in :func:`material_ratio`.
     """
     a_low, a_high, t_high = _attenuations(low, high, white_level, dark_level, smooth_sigma)
     return _classify(
@@ -671,8 +760,8 @@ def material_colour(
     low,
     high=None,
     *,
-    organic_max: float = DEFAULT_ORGANIC_MAX_RATIO,
-    inorganic_max: float = DEFAULT_INORGANIC_MAX_RATIO,
+    organic_max=DEFAULT_ORGANIC_MAX_RATIO,
+    inorganic_max=DEFAULT_INORGANIC_MAX_RATIO,
     min_attenuation: float = DEFAULT_MIN_ATTENUATION,
     impenetrable_transmission: float = DEFAULT_IMPENETRABLE_TRANSMISSION,
     white_level=None,

@@ -1,0 +1,275 @@
+"""The ``xray-denoise`` command line: the same library functions the napari widgets use.
+
+Every subcommand reads scans with :mod:`napari_xray_denoise.io` and writes 16-bit TIFFs
+whose description carries the processing history. Errors print one sentence on stderr
+and exit with status 2. TensorFlow is imported only by ``train`` and ``denoise``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, io
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _out_dir(path: str | Path) -> Path:
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"Cannot create output folder '{out}' ({exc.strerror}); choose another folder.") from exc
+    return out
+
+
+def _parse_scales(text: str) -> list[tuple[int, float]]:
+    """'2:1.2,3:1.5,2:1.8' -> [(2, 1.2), (3, 1.5), (2, 1.8)]."""
+    scales = []
+    for part in text.split(","):
+        try:
+            factor, a = part.split(":")
+            scales.append((int(factor), float(a)))
+        except ValueError as exc:
+            raise CliError(f"Bad scale '{part}'; write scales as factor:a pairs, e.g. 2:1.2,3:1.5.") from exc
+    return scales
+
+
+def _print_table(rows: list[dict], columns: Sequence[str]) -> None:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+        return "" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_info(args) -> int:
+    from .metrics import estimate_noise_flat
+
+    rows = []
+    for scan in io.read_scans(args.scans):
+        for channel, image in scan.channels.items():
+            rows.append({
+                "scan": scan.name, "channel": channel, "shape": "x".join(map(str, image.shape)),
+                "dtype": str(image.dtype), "bits used": scan.meta.get("effective_bits"),
+                "min": int(image.min()), "max": int(image.max()),
+                "noise std": estimate_noise_flat(image),
+            })
+    _print_table(rows, ["scan", "channel", "shape", "dtype", "bits used", "min", "max", "noise std"])
+    return 0
+
+
+def cmd_phantom(args) -> int:
+    from .phantom import make_bag
+
+    shape = tuple(int(v) for v in args.shape.lower().split("x"))
+    bag = make_bag(shape, dose=args.dose, seed=args.seed)
+    history = [io.history_entry("phantom", shape=shape, dose=args.dose, seed=args.seed)]
+    io.write_tiff(args.output, bag.noisy, history=history, compress=args.compress)
+    if args.clean:
+        io.write_tiff(args.clean, bag.clean, history=history + [io.history_entry("noise-free reference")],
+                      compress=args.compress)
+    print(f"wrote {args.output}" + (f" and {args.clean}" if args.clean else ""))
+    return 0
+
+
+def cmd_targets(args) -> int:
+    from .targets import DEFAULT_SCALES, make_targets
+
+    scales = _parse_scales(args.scales) if args.scales else list(DEFAULT_SCALES)
+    out = _out_dir(args.output)
+    for scan in io.read_scans(args.scans):
+        names = list(scan.channels)
+        stack = np.stack([scan.channels[n] for n in names])
+        targets = make_targets(stack, scales)  # (n_scales, C, Y, X) float32 counts
+        for (factor, a), target in zip(scales, targets, strict=True):
+            path = out / f"{scan.name}_target_x{factor}_a{a:g}.tif"
+            io.write_tiff(
+                path, list(target), channel_names=names,
+                history=list(scan.meta.get("history", [])) + [io.history_entry("multiscale target", factor=factor, a=a)],
+            )
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .metrics import score_table
+
+    reference = None
+    if args.reference:
+        reference = io.read_scan(args.reference).images()
+    window = tuple(args.window) if args.window else None
+    rows = []
+    for scan in io.read_scans(args.images):
+        images = scan.images()
+        ref = reference
+        if ref is not None and ref.shape != images.shape:
+            raise CliError(
+                f"'{scan.name}' has shape {images.shape} but the reference has {ref.shape}; "
+                "score against the reference of the same scan."
+            )
+        for row in score_table({scan.name: images}, reference=ref, window=window):
+            names = list(scan.channels) if scan.is_dual is False else ["low", "high"]
+            if row.get("channel") is not None:
+                row["channel"] = names[row["channel"]] if row["channel"] < len(names) else row["channel"]
+            rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=float))
+    else:
+        columns = ["name", "channel", "brisque", "noise"] + (["psnr", "ssim"] if reference is not None else [])
+        _print_table(rows, columns)
+    return 0
+
+
+def _pair_of(scan: io.Scan) -> tuple[np.ndarray, np.ndarray]:
+    if not scan.is_dual:
+        raise CliError(
+            f"'{scan.name}' has one energy only; fusion and colouring need both, so open a "
+            "dual-energy TIFF or a <name>_low/<name>_high pair."
+        )
+    return scan.low, scan.high
+
+
+def cmd_fuse(args) -> int:
+    from . import fusion
+
+    scan = io.read_scan(args.scan)
+    low, high = _pair_of(scan)
+    if args.method == "wavelet":
+        params = {"wavelet": args.wavelet, "level": args.level, "approx": args.approx, "detail": args.detail}
+        fused = fusion.wavelet_fuse(low, high, **params)
+    else:
+        params = {"threshold": args.threshold, "gamma": args.gamma}
+        fused = fusion.spatial_fuse(low, high, **params)
+    step = io.history_entry(f"{args.method} fusion", **params)
+    io.write_tiff(args.output, fused, channel_names=["fused"], history=list(scan.meta.get("history", [])) + [step])
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_colour(args) -> int:
+    from . import fusion
+
+    scan = io.read_scan(args.scan)
+    low, high = _pair_of(scan)
+    if args.scheme == "material":
+        params = {"smooth_sigma": args.smooth}
+        if args.white_level:
+            params["white_level"] = args.white_level
+        rgb = fusion.material_colour(low, high, **params)
+    else:
+        fused = fusion.wavelet_fuse(low, high)
+        params = {"fusion": "wavelet"}
+        rgb = fusion.hsv_pseudocolour(fused) if args.scheme == "hsv" else fusion.hot_colormap(fused)
+    step = io.history_entry(f"{args.scheme} colour", **params)
+    io.write_rgb(args.output, rgb, history=list(scan.meta.get("history", [])) + [step])
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(Path(args.out))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xray-denoise",
+        description="Denoise, fuse and score dual-energy 16-bit X-ray scans.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="describe scans: shape, bits used, noise level")
+    p.add_argument("scans", nargs="+", help="TIFF files, low/high pairs or folders")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("phantom", help="simulate a dual-energy bag scan with its noise-free reference")
+    p.add_argument("-o", "--output", required=True, help="noisy scan TIFF to write")
+    p.add_argument("--clean", help="also write the noise-free reference here")
+    p.add_argument("--shape", default="640x1000", help="YxX in pixels (default 640x1000)")
+    p.add_argument("--dose", type=float, default=3000.0, help="photons per pixel in air, low channel")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compress", action="store_true", help="zlib-compress the TIFFs")
+    p.set_defaults(func=cmd_phantom)
+
+    p = sub.add_parser("targets", help="multiscale pseudo-clean targets (AMSSD) as 16-bit TIFFs")
+    p.add_argument("scans", nargs="+")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--scales", help="factor:a pairs, default 2:1.2,3:1.5,2:1.8")
+    p.set_defaults(func=cmd_targets)
+
+    p = sub.add_parser("score", help="BRISQUE, flat-region noise, and PSNR/SSIM against a reference")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--reference", help="noise-free reference scan for PSNR/SSIM")
+    p.add_argument("--window", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                   help="fixed count window mapped to 0..255 for BRISQUE (default 0 65535)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("fuse", help="fuse low and high energy into one 16-bit image")
+    p.add_argument("scan", help="a dual-energy TIFF or one half of a low/high pair")
+    p.add_argument("-o", "--output", required=True, help="output TIFF")
+    p.add_argument("--method", choices=["wavelet", "spatial"], default="wavelet")
+    p.add_argument("--wavelet", default="db4", help="any discrete PyWavelets wavelet (wavelet method)")
+    p.add_argument("--level", type=int, default=4, help="decomposition levels (wavelet method)")
+    p.add_argument("--approx", choices=["smoothed_mean", "mean", "weighted"], default="smoothed_mean")
+    p.add_argument("--detail", choices=["sum", "max_abs", "mean"], default="sum")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="background/detail threshold in counts (spatial method; default 20/255 of white)")
+    p.add_argument("--gamma", type=float, default=2.2, help="display gamma (spatial method)")
+    p.set_defaults(func=cmd_fuse)
+
+    p = sub.add_parser("colour", aliases=["color"], help="colour a dual-energy scan (material, hsv or hot)")
+    p.add_argument("scan")
+    p.add_argument("-o", "--output", required=True, help="output .png or .tif (8-bit RGB)")
+    p.add_argument("--scheme", choices=["material", "hsv", "hot"], default="material")
+    p.add_argument("--smooth", type=float, default=0.0, help="Gaussian sigma (px) before material classification")
+    p.add_argument("--white-level", type=float, default=None, help="air level in counts (default: estimated)")
+    p.set_defaults(func=cmd_colour)
+
+    p = sub.add_parser("demo", help="the main job on the shipped sample bags, outputs under --out")
+    p.add_argument("--out", default="outputs")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, io.ScanReadError, io.ScanWriteError, ValueError) as exc:
+        print(f"xray-denoise {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"xray-denoise {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
