@@ -72,7 +72,8 @@ def run_demo(out: Path) -> list[dict]:
             _preview(out / f"{scan.name}_{label}_fused.png", fused, history + [step])
             io.write_rgb(out / f"{scan.name}_{label}_material.png", colour,
                          history=history + [io.history_entry("material colour", input=label)])
-            for row in metrics.score_table({f"{scan.name} {label}": stack}, reference=clean):
+            for row in metrics.score_table({f"{scan.name} {label}": stack}, reference=clean,
+                                               window=metrics.DEFAULT_WINDOW):
                 row["channel"] = ("low", "high")[row["channel"]]
                 rows.append(row)
             rows.append({"name": f"{scan.name} {label}", "channel": "fused",

@@ -551,6 +551,12 @@ def _jsonable(obj: Any) -> Any:
 # --------------------------------------------------------------------------- writing
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write_fn) -> Path:
     """Call ``write_fn(tmp_path)`` then rename the temporary file to ``path``.
 
@@ -566,6 +572,7 @@ def atomic_write(path: str | os.PathLike, write_fn) -> Path:
     tmp = Path(tmp_name)
     try:
         write_fn(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -12,9 +12,19 @@ Geometry and axes
     high-energy detector. Axis 0 (y, rows) is the belt / scan direction: each row is
     one read-out of the detector line. Axis 1 (x, columns) runs along the detector
     line, one column per detector element, so per-element gain differences show as
-    stripes that run along axis 0. The pixel pitch (cm) is chosen so that a
-    640 x 1000 image spans 51 x 80 cm; other shapes keep the same pixel area scale
-    (``params["pixel_size_cm"]``).
+    stripes that run along axis 0. A 640 x 1000 image spans 51 x 80 cm (0.08 cm
+    pixels); any other shape covers the same area, with pixel pitch
+    0.08 cm * sqrt(640 * 1000 / (Y * X)) (``params["pixel_size_cm"]``), so one image
+    always shows one whole bag.
+
+Spectra (``ScannerModel``)
+    Kramers tube spectrum N(E) ~ (kVp - E) / E at 150 kVp behind 2.5 mm aluminium;
+    low channel: thin 0.3 mm CsI front scintillator; high channel: 0.5 mm copper and a
+    4 mm CsI scintillator behind it. Both are energy-integrating: S_c(E) is
+    E * N(E) * absorbed fraction, on 2 keV bins. Transmission per channel is
+    T_c = sum_E S_c(E) exp(-sum_m mu_m(E) t_m) / sum_E S_c(E). Photon noise is
+    counted in detected quanta (Swank factor taken as 1); by default the high channel
+    gets the physical ratio of absorbed photons, about 0.28 times the low-channel dose.
 
 Signal and noise model (channel c, pixel (y, x))
     q  = dose_c * s_c[x] * T_c[y, x]           expected detected quanta
@@ -37,7 +47,9 @@ xraydb, see ``data/attenuation_source.txt``); this module never imports xraydb.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -192,7 +204,9 @@ def polychromatic_transmission(
     """Air-normalised transmission sum_E S_c(E) exp(-sum_m mu_m(E) t_m), shape (2, *t.shape).
 
     ``thickness_cm`` maps material names to equally shaped path-length maps (cm, >= 0).
-    Returns float64 values in (0, 1]; 1 where every thickness is 0.
+    Returns float64 values in (0, 1]; exactly 1 where every thickness is 0. The energy
+    sum of the absorbed fraction runs in float32 (absolute error below 1e-6), one matrix
+    product per chunk of pixels.
     """
     names = [n for n, t in thickness_cm.items() if np.any(t)]
     shape = next(iter(thickness_cm.values())).shape
@@ -205,8 +219,8 @@ def polychromatic_transmission(
     flat = out.reshape(2, -1)
     for start in range(0, t.shape[1], chunk):
         att = mu @ t[:, start : start + chunk]  # (E, chunk) optical depth
-        np.exp(-att, out=att)
-        flat[:, start : start + chunk] = w @ att
+        np.expm1(-att, out=att)  # -(absorbed fraction): exact 0 in air, precise when thin
+        flat[:, start : start + chunk] += w @ att
     return out
 
 
@@ -217,9 +231,13 @@ class _Canvas:
     def __init__(self, shape: tuple[int, int], pitch_cm: float, rng: np.random.Generator):
         self.shape = shape
         self.pitch = pitch_cm
-        self.rng = rng
         self.t = {name: np.zeros(shape, np.float32) for name in MATERIAL_CLASS_OF}
-        self.texture = _smooth_field(shape, 8.0 / pitch_cm, rng)
+        # folds and wrinkles: smooth random field with 8 cm and 2 cm features
+        coarse, fine = (
+            _smooth_field(shape, 8.0 / pitch_cm, rng),
+            _smooth_field(shape, 2.0 / pitch_cm, rng),
+        )
+        self.texture = (0.8 * coarse + 0.6 * fine).astype(np.float32)
 
     def px(self, cm: float) -> float:
         return cm / self.pitch
@@ -239,17 +257,22 @@ class _Canvas:
             self.t[material][region] += values_cm
 
     # Shapes return (region, values) with values in [0, 1] (coverage/profile) or in cm.
-    def box(self, cy, cx, a, b, angle=0.0, corner=0.0):
-        """Coverage of a rounded rectangle, half-sizes a (along angle) and b, in pixels."""
+    def box(self, cy, cx, a, b, angle=0.0, corner=0.0, inset=None, ramp=1.0):
+        """Coverage of a rounded rectangle, half-sizes a (along angle) and b, in pixels.
+
+        ``ramp`` (px) widens the edge from 0 to full coverage (soft objects). With
+        ``inset`` (px) also returns the coverage of the same box shrunk by ``inset`` on
+        the same region: (region, outer, inner), e.g. for hollow shells.
+        """
         win = self.window(cy, cx, math.hypot(a, b))
         if win is None:
-            return None, 0.0
+            return (None, 0.0) if inset is None else (None, 0.0, 0.0)
         region, yy, xx = win
         u, v = _rotate(yy, xx, angle)
-        corner = min(corner, a, b)
-        qu, qv = np.abs(u) - (a - corner), np.abs(v) - (b - corner)
-        dist = np.hypot(np.maximum(qu, 0), np.maximum(qv, 0)) + np.minimum(np.maximum(qu, qv), 0)
-        return region, np.clip(0.5 - (dist - corner), 0.0, 1.0)
+        outer = _box_coverage(u, v, a, b, corner, ramp)
+        if inset is None:
+            return region, outer
+        return region, outer, _box_coverage(u, v, a - inset, b - inset, corner, ramp)
 
     def ellipsoid(self, cy, cx, a, b, angle=0.0):
         """Normalised path length sqrt(1 - r^2) through an ellipsoid, half-axes a, b (px)."""
@@ -260,14 +283,17 @@ class _Canvas:
         u, v = _rotate(yy, xx, angle)
         return region, np.sqrt(np.clip(1.0 - (u / a) ** 2 - (v / b) ** 2, 0.0, None))
 
-    def tube(self, points, radius):
-        """Chord length (cm) through a round tube of ``radius`` px along a polyline (y, x)."""
+    def tube(self, points, radius, inner_radius=None):
+        """Chord length (cm) through a round tube of ``radius`` px along a polyline (y, x).
+
+        With ``inner_radius`` returns (region, wall_cm, core_cm) for a hollow tube.
+        """
         pts = np.asarray(points, dtype=np.float64)
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         centre = (lo + hi) / 2
         win = self.window(centre[0], centre[1], float(np.max(hi - lo)) / 2 + radius)
         if win is None:
-            return None, 0.0
+            return (None, 0.0) if inner_radius is None else (None, 0.0, 0.0)
         region, yy, xx = win
         rel = (pts - centre).astype(np.float32)
         dist2 = np.full(np.broadcast_shapes(yy.shape, xx.shape), np.inf, np.float32)
@@ -275,15 +301,41 @@ class _Canvas:
             dy, dx = y1 - y0, x1 - x0
             frac = np.clip(((yy - y0) * dy + (xx - x0) * dx) / max(dy * dy + dx * dx, 1e-9), 0, 1)
             np.minimum(dist2, (yy - y0 - frac * dy) ** 2 + (xx - x0 - frac * dx) ** 2, out=dist2)
-        width = max(radius, 1.0)  # keep sub-pixel wires visible, preserving cross-section
-        scale = (radius / width) ** 2 * self.pitch
-        return region, 2.0 * scale * np.sqrt(np.clip(width**2 - dist2, 0.0, None))
+        outer = _chord_cm(dist2, radius, self.pitch)
+        if inner_radius is None:
+            return region, outer
+        core = _chord_cm(dist2, inner_radius, self.pitch)
+        return region, np.clip(outer - core, 0.0, None), core
 
     def ring(self, cy, cx, ry, rx, radius, angle=0.0, n=24):
+        """Chord (cm) through an elliptical ring of tube ``radius``; rx along ``angle`` (px)."""
         phi = np.linspace(0, 2 * np.pi, n + 1)
         u, v = rx * np.cos(phi), ry * np.sin(phi)
         c, s = math.cos(angle), math.sin(angle)
         return self.tube(np.stack([cy + u * s + v * c, cx + u * c - v * s], axis=1), radius)
+
+
+def _box_coverage(u, v, a, b, corner, ramp=1.0):
+    """Anti-aliased coverage in [0, 1] of a rounded box from its signed distance (px).
+
+    Coverage rises linearly over ``ramp`` px across the edge (1 px: plain anti-aliasing).
+    """
+    a, b = max(a, 0.0), max(b, 0.0)
+    corner = min(corner, a, b)
+    qu, qv = np.abs(u) - (a - corner), np.abs(v) - (b - corner)
+    dist = np.hypot(np.maximum(qu, 0), np.maximum(qv, 0)) + np.minimum(np.maximum(qu, qv), 0)
+    ramp = max(ramp, 1.0)
+    return np.clip((0.5 * ramp - (dist - corner)) / ramp, 0.0, 1.0)
+
+
+def _chord_cm(dist2, radius, pitch_cm):
+    """Chord (cm) through a cylinder of ``radius`` px at squared distance ``dist2`` (px^2).
+
+    Wires thinner than a pixel are widened to 1 px with the same cross-section area.
+    """
+    width = max(radius, 1.0)
+    scale = (radius / width) ** 2 * pitch_cm
+    return 2.0 * scale * np.sqrt(np.clip(width**2 - dist2, 0.0, None))
 
 
 def _rotate(yy, xx, angle):
@@ -307,132 +359,157 @@ def _smooth_field(shape, scale_px, rng):
 
 
 # ------------------------------------------------------------------ objects
-# Each object draws itself around (cy, cx) and returns its half-extent in pixels.
-def _clothing(cv: _Canvas, cy, cx, rng, size):
+# Each object draws itself around (cy, cx) px; ``bag`` gives the bag's half-sizes (px)
+# and angle. Sizes are in cm (converted with cv.px), path lengths in cm of solid material.
+@dataclass(frozen=True)
+class _Bag:
+    cy: float
+    cx: float
+    hy: float
+    hx: float
+    angle: float
+
+    @property
+    def long_angle(self) -> float:
+        """Direction of the bag's long side (radians from +x)."""
+        return self.angle if self.hx >= self.hy else self.angle + np.pi / 2
+
+
+def _clothing(cv: _Canvas, cy, cx, rng, bag: _Bag):
+    size = min(bag.hy, bag.hx)
     a, b = size * rng.uniform(0.45, 0.8), size * rng.uniform(0.3, 0.6)
-    region, cover = cv.box(cy, cx, a, b, rng.uniform(0, np.pi), corner=0.3 * b)
+    region, cover = cv.box(cy, cx, a, b, rng.uniform(0, np.pi), corner=0.3 * b, ramp=0.3 * b)
     if region is not None:
-        stack_cm = rng.uniform(3, 10) * rng.uniform(0.15, 0.3)  # folded fabric, mostly air
-        fold = 1.0 + 0.35 * cv.texture[region]
-        cv.add("cellulose", region, stack_cm * cover * np.clip(fold, 0.3, None))
+        stack_cm = rng.uniform(4, 10) * rng.uniform(0.15, 0.3)  # folded fabric, mostly air
+        folds = np.clip(1.0 + 0.4 * cv.texture[region], 0.2, None)
+        cv.add("cellulose", region, stack_cm * np.sqrt(cover) * folds)
 
 
-def _book(cv, cy, cx, rng, size):
+def _book(cv, cy, cx, rng, bag):
     a, b = cv.px(rng.uniform(9, 15)), cv.px(rng.uniform(7, 11))
     region, cover = cv.box(cy, cx, a, b, rng.uniform(0, np.pi), corner=1)
     cv.add("cellulose", region, cover * rng.uniform(1.5, 4) * 0.6)
 
 
-def _food(cv, cy, cx, rng, size):
+def _food(cv, cy, cx, rng, bag):
     a, b = cv.px(rng.uniform(4, 10)), cv.px(rng.uniform(3, 7))
     region, prof = cv.ellipsoid(cy, cx, a, b, rng.uniform(0, np.pi))
     cv.add("sucrose", region, prof * rng.uniform(3, 7) * rng.uniform(0.5, 0.8))
 
 
-def _bottle(cv, cy, cx, rng, size):
-    angle, half = rng.uniform(0, np.pi), cv.px(rng.uniform(9, 14))
-    radius = cv.px(rng.uniform(3, 4.5))
+def _bottle(cv, cy, cx, rng, bag):
+    angle, half, radius = (
+        rng.uniform(0, np.pi),
+        cv.px(rng.uniform(9, 14)),
+        cv.px(rng.uniform(3, 4.5)),
+    )
     ends = [_along(cy, cx, angle, -half), _along(cy, cx, angle, half)]
-    region, outer = cv.tube(ends, radius)
-    _, inner = cv.tube(ends, radius - cv.px(0.04))
-    cv.add("pet", region, outer - inner)
-    cv.add(str(rng.choice(["water", "ethanol", "water"])), region, inner)
+    region, wall, liquid = cv.tube(ends, radius, radius - cv.px(0.04))
+    cv.add("pet", region, wall)
+    cv.add(str(rng.choice(["water", "water", "ethanol"])), region, liquid)
     cap = _along(cy, cx, angle, half + radius + cv.px(1))
     region, cover = cv.box(*cap, cv.px(1.2), cv.px(1.5), angle)
-    cv.add("polyethylene", region, cover * 2.0)
+    cv.add("polyethylene", region, 2.0 * cover)
 
 
-def _plastic_box(cv, cy, cx, rng, size):
+def _plastic_box(cv, cy, cx, rng, bag):
     a, b, angle = cv.px(rng.uniform(6, 12)), cv.px(rng.uniform(4, 8)), rng.uniform(0, np.pi)
+    region, outer, inner = cv.box(cy, cx, a, b, angle, corner=cv.px(1), inset=1.5)
     material = str(rng.choice(["polyethylene", "pvc"]))
-    region, outer = cv.box(cy, cx, a, b, angle, corner=cv.px(1))
-    _, inner = cv.box(cy, cx, a - 1.5, b - 1.5, angle, corner=cv.px(1))
-    cv.add(material, region, 0.4 * outer + rng.uniform(2, 5) * (outer - inner))
+    cv.add(material, region, 0.4 * outer + rng.uniform(2, 5) * (outer - inner))  # walls edge-on
 
 
-def _laptop(cv, cy, cx, rng, size, bag_angle):
-    a = min(cv.px(rng.uniform(15, 18)), 0.8 * size[1])
-    b = min(cv.px(rng.uniform(10.5, 12.5)), 0.8 * size[0])
-    angle = bag_angle + rng.normal(0, 0.15)
-    region, shell = cv.box(cy, cx, a, b, angle, corner=cv.px(1.2))
-    _, inner = cv.box(cy, cx, a - 1, b - 1, angle, corner=cv.px(1.2))
-    cv.add("aluminium", region, 0.25 * shell + 0.8 * (shell - inner))
-    cv.add("polyethylene", region, 0.3 * inner)  # keyboard, plastics
+def _laptop(cv, cy, cx, rng, bag):
+    a = min(cv.px(rng.uniform(15, 18)), 0.8 * max(bag.hy, bag.hx))
+    b = min(cv.px(rng.uniform(10.5, 12.5)), 0.8 * min(bag.hy, bag.hx))
+    angle = bag.long_angle + rng.normal(0, 0.15)
+    region, shell, inner = cv.box(cy, cx, a, b, angle, corner=cv.px(1.2), inset=1.0)
+    cv.add("aluminium", region, 0.25 * shell + 0.8 * (shell - inner))  # chassis, side walls
+    cv.add("polyethylene", region, 0.3 * inner)  # keyboard and plastics
 
-    def part(du, dv, pa, pb):  # sub-rectangle at (du, dv) fractions of the half-sizes
-        py = cy + du * a * math.sin(angle) + dv * b * math.cos(angle)
-        px_ = cx + du * a * math.cos(angle) - dv * b * math.sin(angle)
-        return cv.box(py, px_, pa * a, pb * b, angle, corner=1)
+    def at(du, dv):  # point at fractions (du, dv) of the half-sizes
+        return (
+            cy + du * a * math.sin(angle) + dv * b * math.cos(angle),
+            cx + du * a * math.cos(angle) - dv * b * math.sin(angle),
+        )
 
-    region, cover = part(0.0, 0.55, 0.7, 0.35)  # battery: Al/Cu foils, Co-rich cathode
+    def part(du, dv, fa, fb):
+        return cv.box(*at(du, dv), fa * a, fb * b, angle, corner=1)
+
+    region, cover = part(0.0, 0.55, 0.7, 0.35)  # battery: Al/Cu foils, cobalt-rich cathode
     cv.add("aluminium", region, 0.35 * cover)
     cv.add("copper", region, 0.07 * cover)
     region, cover = part(-0.1, -0.45, 0.6, 0.35)  # main board
     cv.add("copper", region, 0.025 * cover)
     region, cover = part(0.2, -0.5, 0.12, 0.15)  # heat sink
     cv.add("copper", region, 0.25 * cover)
-    for du in (-0.8, 0.8):  # speaker magnets, hinges
-        region, cover = part(du, 0.0, 0.06, 0.1)
+    for du in (-0.8, 0.8):
+        region, cover = part(du, 0.0, 0.06, 0.1)  # speaker magnets
         cv.add("steel", region, 0.4 * cover)
-        region, cover = part(du * 0.7, -0.95, 0.12, 0.04)
+        region, cover = part(du * 0.7, -0.95, 0.12, 0.04)  # hinges
         cv.add("steel", region, 0.5 * cover)
     for du in (-0.95, 0.0, 0.95):  # screws
         for dv in (-0.92, 0.92):
-            region, prof = part(du, dv, 0.0, 0.0)[0], 0
-            py = cy + du * a * math.sin(angle) + dv * b * math.cos(angle)
-            px_ = cx + du * a * math.cos(angle) - dv * b * math.sin(angle)
-            region, prof = cv.ellipsoid(py, px_, cv.px(0.3), cv.px(0.3))
+            region, prof = cv.ellipsoid(*at(du, dv), cv.px(0.3), cv.px(0.3))
             cv.add("steel", region, 0.4 * prof)
 
 
-def _steel_tool(cv, cy, cx, rng, size):
-    kind, angle = rng.integers(4), rng.uniform(0, np.pi)
+def _steel_tool(cv, cy, cx, rng, bag):
+    kind, angle = int(rng.integers(4)), rng.uniform(0, np.pi)
     handle_material = str(rng.choice(["polyethylene", "pvc"]))
     if kind == 0:  # screwdriver
         tip, hilt = _along(cy, cx, angle, cv.px(-10)), _along(cy, cx, angle, cv.px(2))
         cv.add("steel", *cv.tube([tip, hilt], cv.px(0.3)))
-        end = _along(cy, cx, angle, cv.px(12))
-        cv.add(handle_material, *cv.tube([hilt, end], cv.px(1.4)))
+        cv.add(handle_material, *cv.tube([hilt, _along(cy, cx, angle, cv.px(12))], cv.px(1.4)))
     elif kind == 1:  # spanner with ring ends
         length = cv.px(rng.uniform(7, 10))
         region, cover = cv.box(cy, cx, length, cv.px(0.8), angle, corner=cv.px(0.3))
         cv.add("steel", region, 0.5 * cover)
         for sign in (-1, 1):
-            cv.add("steel", *cv.ring(*_along(cy, cx, angle, sign * length), cv.px(1.1),
-                                     cv.px(1.1), cv.px(0.45)))
-    elif kind == 2:  # knife: tapered blade and a plastic handle
-        win = cv.window(cy, cx, cv.px(9))
+            end = _along(cy, cx, angle, sign * length)
+            cv.add("steel", *cv.ring(*end, cv.px(1.1), cv.px(1.1), cv.px(0.45)))
+    elif kind == 2:  # knife: tapered blade, tang and a plastic handle
+        length = cv.px(rng.uniform(8, 11))
+        win = cv.window(*_along(cy, cx, angle, length / 2), length / 2 + 2)
         if win is not None:
             region, yy, xx = win
             u, v = _rotate(yy, xx, angle)
-            half_width = cv.px(1.3) * np.clip((cv.px(9) - u) / cv.px(9), 0, 1)
-            blade = (u > 0) & (u < cv.px(9)) & (np.abs(v) < half_width)
-            cv.add("steel", region, 0.2 * blade)
+            u = u + length / 2  # 0 at the handle end, ``length`` at the tip
+            half_width = cv.px(1.3) * np.clip((length - u) / length, 0, 1) + 0.5
+            blade = np.clip(half_width - np.abs(v), 0, 1) * np.clip(u + 0.5, 0, 1)
+            cv.add("steel", region, 0.2 * blade * (u < length))
         handle = _along(cy, cx, angle, cv.px(-5))
         cv.add(handle_material, *cv.box(*handle, cv.px(5), cv.px(1.2), angle, corner=cv.px(0.5)))
         cv.add("steel", *cv.tube([handle, (cy, cx)], cv.px(0.25)))
-    else:  # scissors: two crossed blades, pivot and finger loops
+    else:  # scissors: two crossed blades, a pivot screw and plastic finger loops
         for sign in (-1, 1):
             blade_angle = angle + sign * 0.18
-            tip, back = _along(cy, cx, blade_angle, cv.px(10)), _along(cy, cx, blade_angle, cv.px(-3))
+            tip, back = (
+                _along(cy, cx, blade_angle, cv.px(10)),
+                _along(cy, cx, blade_angle, cv.px(-3)),
+            )
             cv.add("steel", *cv.tube([back, tip], cv.px(0.5)))
             loop = _along(cy, cx, angle - sign * 0.35, cv.px(-6))
             cv.add(handle_material, *cv.ring(*loop, cv.px(1.6), cv.px(2.2), cv.px(0.4), angle))
-        cv.add("steel", *cv.ellipsoid(cy, cx, cv.px(0.5), cv.px(0.5)))
+        region, prof = cv.ellipsoid(cy, cx, cv.px(0.5), cv.px(0.5))
+        cv.add("steel", region, 0.5 * prof)
 
 
-def _cable(cv, cy, cx, rng, size):
+def _cable(cv, cy, cx, rng, bag):
     n = int(rng.integers(12, 24))
     heading = np.cumsum(rng.normal(0, 0.5, n)) + rng.uniform(0, 2 * np.pi)
     step = cv.px(rng.uniform(2, 3.5))
     pts = np.cumsum(np.stack([np.sin(heading), np.cos(heading)], axis=1) * step, axis=0)
     pts += np.array([cy, cx]) - pts.mean(axis=0)
-    pts = np.clip(pts, [cy - size[0], cx - size[1]], [cy + size[0], cx + size[1]])
-    region, jacket = cv.tube(pts, cv.px(0.25))
-    _, core = cv.tube(pts, cv.px(0.08))
-    cv.add("pvc", region, np.clip(jacket - core, 0, None))
+    lo, hi = (
+        np.array([bag.cy - bag.hy, bag.cx - bag.hx]),
+        np.array([bag.cy + bag.hy, bag.cx + bag.hx]),
+    )
+    pts = np.clip(pts, lo + cv.px(4), hi - cv.px(4))
+    region, jacket, core = cv.tube(pts, cv.px(0.25), cv.px(0.08))
+    cv.add("pvc", region, jacket)
     cv.add("copper", region, core)
-    # charger brick at the end: plastic case, copper windings, steel transformer core
+    # charger brick at one end: plastic case, copper windings, steel transformer core
     region, cover = cv.box(*pts[-1], cv.px(3.5), cv.px(2.5), heading[-1], corner=cv.px(0.5))
     cv.add("polyethylene", region, 0.6 * cover)
     region, cover = cv.box(*pts[-1], cv.px(1.2), cv.px(1.2), heading[-1])
@@ -440,32 +517,34 @@ def _cable(cv, cy, cx, rng, size):
     cv.add("steel", region, 0.5 * cover)
 
 
-def _coins(cv, cy, cx, rng, size):
+def _coins(cv, cy, cx, rng, bag):
     for _ in range(int(rng.integers(3, 8))):
         r = cv.px(rng.uniform(0.9, 1.3))
-        py, px_ = cy + rng.normal(0, cv.px(2)), cx + rng.normal(0, cv.px(2))
-        region, prof = cv.box(py, px_, r, r, corner=r)
-        cv.add(str(rng.choice(["copper", "steel"])), region, rng.uniform(0.15, 0.22) * prof)
+        region, cover = cv.box(
+            cy + rng.normal(0, cv.px(2)), cx + rng.normal(0, cv.px(2)), r, r, corner=r
+        )
+        cv.add(str(rng.choice(["copper", "steel"])), region, rng.uniform(0.15, 0.22) * cover)
 
 
-def _explosive(cv, cy, cx, rng, size):
+def _explosive(cv, cy, cx, rng, bag):
+    """Explosive-like organic block with a detonator-like tube, leads and a 9 V battery."""
     a, b, angle = cv.px(rng.uniform(5, 9)), cv.px(rng.uniform(3, 5)), rng.uniform(0, np.pi)
     region, cover = cv.box(cy, cx, a, b, angle, corner=cv.px(0.5))
     cv.add(str(rng.choice(["rdx", "tnt"])), region, cover * rng.uniform(2.5, 5.0))
-    det = _along(cy, cx, angle, a * 0.5)  # detonator: aluminium tube, dense charge
+    det = _along(cy, cx, angle, 0.5 * a)
     tip = _along(*det, angle + np.pi / 2, cv.px(3))
-    region, outer = cv.tube([det, tip], cv.px(0.35))
-    _, inner = cv.tube([det, tip], cv.px(0.3))
-    cv.add("aluminium", region, outer - inner)
-    cv.add("copper", region, 0.3 * inner)
-    battery = _along(cy, cx, angle, -a - cv.px(4))  # 9 V battery and leads
-    region, shell = cv.box(*battery, cv.px(2.4), cv.px(1.3), angle, corner=cv.px(0.2))
-    cv.add("steel", region, 0.1 * shell + 0.6 * (shell - cv.box(*battery, cv.px(2.4) - 1,
-                                                                cv.px(1.3) - 1, angle)[1]))
+    region, wall, core = cv.tube([det, tip], cv.px(0.35), cv.px(0.3))
+    cv.add("aluminium", region, wall)
+    cv.add("copper", region, 0.3 * core)
+    battery = _along(cy, cx, angle, -a - cv.px(4))
+    region, shell, inner = cv.box(
+        *battery, cv.px(2.4), cv.px(1.3), angle, corner=cv.px(0.2), inset=1
+    )
+    cv.add("steel", region, 0.1 * shell + 0.6 * (shell - inner))
     for off in (-0.4, 0.4):
         start = _along(*battery, angle + np.pi / 2, cv.px(off))
-        mid = _along(*det, angle + np.pi / 2, cv.px(off + 1.5 * rng.normal()))
-        cv.add("copper", *cv.tube([start, mid, tip], cv.px(0.05)))
+        bend = _along(*det, angle + np.pi / 2, cv.px(off + 1.5 * rng.normal()))
+        cv.add("copper", *cv.tube([start, bend, tip], cv.px(0.05)))
 
 
 _OBJECTS = {
@@ -477,58 +556,65 @@ _OBJECTS = {
     "steel_tool": (_steel_tool, 1.5),
     "cable": (_cable, 1.0),
     "coins": (_coins, 0.7),
+    "laptop": (_laptop, 0.0),
+    "explosive": (_explosive, 0.0),
 }
-_ALWAYS = ("clothing", "clothing", "laptop", "bottle", "steel_tool", "explosive", "cable", "book")
+#: Rough half-extent (cm) of the items whose centre must stay away from the bag edge.
+_REACH_CM = {"laptop": 15.0, "explosive": 12.0, "bottle": 9.0, "steel_tool": 9.0, "book": 10.0}
+_ALWAYS = ("clothing", "laptop", "bottle", "steel_tool", "explosive", "clothing", "cable", "book")
+
+
+def _draw_shell(cv: _Canvas, rng, bag: _Bag) -> np.ndarray:
+    """Fabric panels, seams, zip and trolley rails; return the bag interior coverage (Y, X)."""
+    corner = 0.15 * min(bag.hy, bag.hx)
+    region, yy, xx = cv.window(bag.cy, bag.cx, math.hypot(bag.hy, bag.hx))
+    u, v = _rotate(yy, xx, bag.angle)
+
+    def rim(shrink_cm):  # coverage of the bag outline shrunk by ``shrink_cm``
+        return _box_coverage(u, v, bag.hx - cv.px(shrink_cm), bag.hy - cv.px(shrink_cm), corner)
+
+    interior = rim(0.0)
+    panels = 0.25 * (1 + 0.1 * cv.texture[region])  # top and bottom fabric, cm of nylon
+    cv.add("nylon", region, interior * panels + 2.0 * (interior - rim(0.25)))  # walls edge-on
+    zip_material = str(rng.choice(["steel", "polyethylene"]))
+    zip_cm = 0.05 if zip_material == "steel" else 0.3
+    cv.add(zip_material, region, zip_cm * (rim(1.5) - rim(2.1)))
+    if rng.random() < 0.7:  # trolley: two hollow aluminium rails along the long side
+        long_half, short_half = max(bag.hy, bag.hx), min(bag.hy, bag.hx)
+        for frac in (-0.35, 0.35):
+            centre = _along(bag.cy, bag.cx, bag.long_angle + np.pi / 2, frac * short_half)
+            ends = [_along(*centre, bag.long_angle, s * 0.9 * long_half) for s in (-1, 1)]
+            cv.add("aluminium", *cv.tube(ends, cv.px(0.9), cv.px(0.75))[:2])
+    full = np.zeros(cv.shape, np.float32)
+    full[region] = interior
+    return full
 
 
 def _draw_bag(cv: _Canvas, rng, n_objects: int, threat: bool) -> tuple[np.ndarray, list]:
-    """Draw the bag shell and its contents; return the bag interior coverage and an object log."""
+    """Draw the bag and its contents; return the interior coverage and a log of the objects."""
     ny, nx = cv.shape
-    hy, hx = ny * rng.uniform(0.40, 0.46), nx * rng.uniform(0.40, 0.46)
-    cy, cx = ny / 2 + rng.normal(0, 0.01 * ny), nx / 2 + rng.normal(0, 0.01 * nx)
-    bag_angle = rng.normal(0, 0.03)
-    corner = 0.15 * min(hy, hx)
-    region, interior = cv.box(cy, cx, hx, hy, bag_angle, corner=corner)
-    _, inset = cv.box(cy, cx, hx - 3, hy - 3, bag_angle, corner=corner)
-    cv.add("nylon", region, interior * (0.25 * (1 + 0.1 * cv.texture[region])) + 2.0 * (interior - inset))
-    # zip around the inside of the rim: metal or plastic teeth
-    zip_material = str(rng.choice(["steel", "polyethylene"]))
-    _, zip_outer = cv.box(cy, cx, hx - cv.px(1.5), hy - cv.px(1.5), bag_angle, corner=corner)
-    _, zip_inner = cv.box(cy, cx, hx - cv.px(2.1), hy - cv.px(2.1), bag_angle, corner=corner)
-    cv.add(zip_material, region, (zip_outer - zip_inner) * (0.05 if zip_material == "steel" else 0.3))
-    if rng.random() < 0.7:  # trolley: two hollow aluminium rails along the long side
-        long_is_x = hx >= hy
-        for frac in (-0.35, 0.35):
-            offset = frac * (hy if long_is_x else hx)
-            half = 0.9 * (hx if long_is_x else hy)
-            ang = bag_angle if long_is_x else bag_angle + np.pi / 2
-            centre = _along(cy, cx, ang + np.pi / 2, offset)
-            ends = [_along(*centre, ang, -half), _along(*centre, ang, half)]
-            reg, outer = cv.tube(ends, cv.px(0.9))
-            _, inner = cv.tube(ends, cv.px(0.75))
-            cv.add("aluminium", reg, outer - inner)
-
-    kinds = list(_ALWAYS if threat else [k for k in _ALWAYS if k != "explosive"])[:n_objects]
-    names, weights = list(_OBJECTS), np.array([w for _, w in _OBJECTS.values()])
-    kinds += list(rng.choice(names, size=max(n_objects - len(kinds), 0), p=weights / weights.sum()))
+    bag = _Bag(
+        cy=ny / 2 + rng.normal(0, 0.01 * ny),
+        cx=nx / 2 + rng.normal(0, 0.01 * nx),
+        hy=ny * rng.uniform(0.40, 0.46),
+        hx=nx * rng.uniform(0.40, 0.46),
+        angle=rng.normal(0, 0.03),
+    )
+    interior = _draw_shell(cv, rng, bag)
+    kinds = [k for k in _ALWAYS if threat or k != "explosive"][:n_objects]
+    names = [k for k, (_, w) in _OBJECTS.items() if w > 0]
+    weights = np.array([_OBJECTS[k][1] for k in names])
+    kinds += [
+        str(k) for k in rng.choice(names, size=n_objects - len(kinds), p=weights / weights.sum())
+    ]
     log = []
-    size = (hy, hx)
     for kind in kinds:
-        margin = 0.25
-        oy = cy + rng.uniform(-1 + margin, 1 - margin) * hy
-        ox = cx + rng.uniform(-1 + margin, 1 - margin) * hx
-        if kind == "laptop":
-            _laptop(cv, oy, ox, rng, size, bag_angle + (0 if hx >= hy else np.pi / 2))
-        elif kind == "explosive":
-            _explosive(cv, oy, ox, rng, size)
-        elif kind == "clothing":
-            _clothing(cv, oy, ox, rng, min(hy, hx))
-        else:
-            _OBJECTS[kind][0](cv, oy, ox, rng, size)
-        log.append({"kind": str(kind), "center_yx": (round(float(oy), 1), round(float(ox), 1))})
-    full_interior = np.zeros(cv.shape, np.float32)
-    full_interior[region] = interior
-    return full_interior, log
+        reach = cv.px(_REACH_CM.get(kind, 5.0))  # keep large items inside the bag
+        oy = bag.cy + rng.uniform(-1, 1) * float(np.clip(bag.hy - reach, 0, 0.6 * bag.hy))
+        ox = bag.cx + rng.uniform(-1, 1) * float(np.clip(bag.hx - reach, 0, 0.6 * bag.hx))
+        _OBJECTS[kind][0](cv, oy, ox, rng, bag)
+        log.append({"kind": kind, "center_yx": (round(float(oy), 1), round(float(ox), 1))})
+    return interior, log
 
 
 # ------------------------------------------------------------------ outputs
@@ -577,6 +663,16 @@ def _pair(value, name: str) -> tuple[float, float]:
     if not (np.isfinite(low) and np.isfinite(high) and low >= 0 and high >= 0):
         raise ValueError(f"{name} must be a non-negative number or a (low, high) pair of them.")
     return float(low), float(high)
+
+
+def _seed(value, name: str) -> int:
+    try:
+        seed = operator.index(value)
+    except TypeError:
+        seed = -1
+    if seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}.")
+    return seed
 
 
 def _labels(thickness: Mapping[str, np.ndarray], spectra: DetectorSpectra) -> np.ndarray:
@@ -632,18 +728,22 @@ def make_bag(
         raise ValueError(f"dose must be a positive number of quanta per pixel, got {dose}.")
     if not 0 < white_level <= UINT16_MAX:
         raise ValueError(f"white_level must be in (0, 65535] counts, got {white_level}.")
-    if gain_streak_std < 0 or blur_sigma < 0 or n_objects < 0 or hot_pixels < 0:
-        raise ValueError("gain_streak_std, blur_sigma, n_objects and hot_pixels must be >= 0.")
-    if seed < 0 or (noise_seed is not None and noise_seed < 0):
-        raise ValueError("seed and noise_seed must be non-negative integers.")
+    if not 0 <= gain_streak_std <= 0.2:
+        raise ValueError(f"gain_streak_std must be between 0 and 0.2, got {gain_streak_std}.")
+    if blur_sigma < 0 or n_objects < 0 or hot_pixels < 0:
+        raise ValueError("blur_sigma, n_objects and hot_pixels must be >= 0.")
+    seed = _seed(seed, "seed")
+    noise_seed = seed if noise_seed is None else _seed(noise_seed, "noise_seed")
     read = _pair(read_noise, "read_noise")
     scanner = scanner or ScannerModel()
     spectra = detector_spectra(scanner)
-    doses = (float(dose), float(high_dose) if high_dose else dose * spectra.quanta_high_per_low)
-    if not doses[1] > 0:
+    if high_dose is None:
+        high_dose = dose * spectra.quanta_high_per_low
+    if not (np.isfinite(high_dose) and high_dose > 0):
         raise ValueError(f"high_dose must be a positive number of quanta, got {high_dose}.")
+    doses = (float(dose), float(high_dose))
 
-    scene_rng = np.random.default_rng([int(seed), 0])
+    scene_rng = np.random.default_rng([seed, 0])
     pitch = _REFERENCE_PITCH_CM * math.sqrt(math.prod(_REFERENCE_SHAPE) / math.prod(shape))
     canvas = _Canvas(shape, pitch, scene_rng)
     interior, objects = _draw_bag(canvas, scene_rng, int(n_objects), bool(threat))
@@ -658,13 +758,15 @@ def make_bag(
         for c in range(2):
             transmission[c] = ndimage.gaussian_filter(transmission[c], blur_sigma, mode="nearest")
     streaks = scene_rng.standard_normal((2, shape[1]))
-    boards = np.repeat(scene_rng.standard_normal((2, shape[1] // 32 + 1)), 32, axis=1)[:, : shape[1]]
+    boards = np.repeat(scene_rng.standard_normal((2, shape[1] // 32 + 1)), 32, axis=1)[
+        :, : shape[1]
+    ]
     streak_gain = 1.0 + gain_streak_std * (0.8 * streaks + 0.6 * boards)
 
     gains = tuple(white_level / d for d in doses)
     quanta = transmission * (np.array(doses)[:, None, None] * streak_gain[:, None, :])
     clean = quanta * np.array(gains)[:, None, None]
-    noise_rng = np.random.default_rng([int(seed if noise_seed is None else noise_seed), 1])
+    noise_rng = np.random.default_rng([noise_seed, 1])
     counts = noise_rng.poisson(quanta).astype(np.float64)
     counts *= np.array(gains)[:, None, None]
     counts += noise_rng.standard_normal(counts.shape) * np.array(read)[:, None, None]
@@ -675,21 +777,45 @@ def make_bag(
         where = scene_rng.integers(0, [2, shape[0], shape[1]], size=(int(hot_pixels), 3))
         values = np.where(np.arange(int(hot_pixels)) % 2 == 0, UINT16_MAX, 0)
         noisy[where[:, 0], where[:, 1], where[:, 2]] = values
-        defects = [(int(c), int(y), int(x), int(v)) for (c, y, x), v in zip(where, values, strict=True)]
+        defects = [
+            (int(c), int(y), int(x), int(v)) for (c, y, x), v in zip(where, values, strict=True)
+        ]
 
     params = {
-        "shape": shape, "seed": int(seed), "noise_seed": noise_seed, "dose": doses[0],
-        "dose_high": doses[1], "gain_streak_std": float(gain_streak_std), "read_noise": read,
-        "blur_sigma": float(blur_sigma), "white_level": float(white_level),
-        "n_objects": int(n_objects), "hot_pixels": int(hot_pixels), "threat": bool(threat),
-        "scanner": scanner, "pixel_size_cm": pitch, "belt_axis": 0,
-        "energies_kev": (float(spectra.energies_kev[0]), float(spectra.energies_kev[-1]),
-                         int(spectra.energies_kev.size)),
+        "shape": shape,
+        "seed": seed,
+        "noise_seed": noise_seed,
+        "dose": doses[0],
+        "dose_high": doses[1],
+        "gain_streak_std": float(gain_streak_std),
+        "read_noise": read,
+        "blur_sigma": float(blur_sigma),
+        "white_level": float(white_level),
+        "n_objects": int(n_objects),
+        "hot_pixels": int(hot_pixels),
+        "threat": bool(threat),
+        "scanner": dataclasses.asdict(scanner),
+        "pixel_size_cm": pitch,
+        "belt_axis": 0,
+        "energies_kev": (
+            float(spectra.energies_kev[0]),
+            float(spectra.energies_kev[-1]),
+            int(spectra.energies_kev.size),
+        ),
         "attenuation_source": load_attenuation_table().source,
-        "objects": objects, "defects": defects,
+        "objects": objects,
+        "defects": defects,
     }
-    noise = tuple(NoiseParams(g, math.sqrt(r * r + 1.0 / 12.0)) for g, r in zip(gains, read, strict=True))
+    noise = tuple(
+        NoiseParams(g, math.sqrt(r * r + 1.0 / 12.0)) for g, r in zip(gains, read, strict=True)
+    )
     return PhantomScan(
-        noisy=noisy, clean=clean, labels=_labels(thickness, spectra), thickness=thickness,
-        transmission=transmission, streak_gain=streak_gain, noise=noise, params=params,
+        noisy=noisy,
+        clean=clean,
+        labels=_labels(thickness, spectra),
+        thickness=thickness,
+        transmission=transmission,
+        streak_gain=streak_gain,
+        noise=noise,
+        params=params,
     )

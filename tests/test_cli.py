@@ -1,0 +1,70 @@
+"""The xray-denoise command line, run in-process through main()."""
+
+import json
+
+import numpy as np
+import tifffile
+
+from napari_xray_denoise import cli, io
+
+
+def test_phantom_then_info_fuse_colour_score(tmp_path, capsys):
+    bag, ref = tmp_path / "bag.tif", tmp_path / "ref.tif"
+    assert cli.main(["phantom", "-o", str(bag), "--clean", str(ref), "--shape", "96x128", "--dose", "1000"]) == 0
+    scan = io.read_scan(bag)
+    assert scan.is_dual and scan.low.dtype == np.uint16 and scan.shape == (96, 128)
+    assert scan.meta["history"][0]["operation"] == "phantom"
+
+    assert cli.main(["info", str(bag)]) == 0
+    assert "low" in capsys.readouterr().out
+
+    fused = tmp_path / "fused.tif"
+    assert cli.main(["fuse", str(bag), "--method", "spatial", "-o", str(fused)]) == 0
+    out = io.read_scan(fused)
+    assert out.channels["fused"].dtype == np.uint16
+    assert [h["operation"] for h in out.meta["history"]] == ["phantom", "spatial fusion"]
+    assert cli.main(["fuse", str(bag), "--level", "2", "-o", str(fused)]) == 0
+
+    png = tmp_path / "colour.png"
+    assert cli.main(["colour", str(bag), "-o", str(png)]) == 0
+    from PIL import Image
+
+    assert np.asarray(Image.open(png)).shape == (96, 128, 3)
+
+    capsys.readouterr()
+    assert cli.main(["score", str(bag), "--reference", str(ref), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["channel"] for r in rows] == ["low", "high"]
+    assert all(np.isfinite(r["psnr"]) and 0 < r["ssim"] <= 1 for r in rows)
+
+
+def test_targets_command_writes_16bit_targets(tmp_path, rng):
+    scan = rng.integers(1000, 50000, size=(2, 33, 41), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "s.tif", scan)
+    assert cli.main(["targets", str(tmp_path / "s.tif"), "-o", str(tmp_path / "t"), "--scales", "2:1.2,3:1.5"]) == 0
+    written = sorted(p.name for p in (tmp_path / "t").iterdir())
+    assert written == ["s_target_x2_a1.2.tif", "s_target_x3_a1.5.tif"]
+    target = io.read_scan(tmp_path / "t" / "s_target_x3_a1.5.tif")
+    assert target.stack().shape == scan.shape and target.low.dtype == np.uint16
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path, capsys, rng):
+    tifffile.imwrite(tmp_path / "single.tif", rng.integers(0, 9, size=(20, 20), dtype=np.uint16))
+    assert cli.main(["fuse", str(tmp_path / "single.tif"), "-o", str(tmp_path / "f.tif")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "one energy only" in err
+    assert cli.main(["info", str(tmp_path / "missing_low.tif")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["targets", str(tmp_path / "single.tif"), "-o", str(tmp_path), "--scales", "2-1.2"]) == 2
+    assert "factor:a" in capsys.readouterr().err
+    assert not (tmp_path / "f.tif").exists()
+
+
+def test_demo_runs_on_sample_bags(tmp_path, capsys):
+    assert cli.main(["demo", "--out", str(tmp_path)]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    for bag in ("bag_low_dose", "bag_medium_dose", "bag_high_dose"):
+        assert f"{bag}_noisy_fused.tif" in names and f"{bag}_noisy_material.png" in names
+    fused = io.read_scan(tmp_path / "bag_low_dose_noisy_fused.tif").channels["fused"]
+    assert fused.dtype == np.uint16
+    assert "brisque" in capsys.readouterr().out
