@@ -47,3 +47,24 @@ def test_light_modules_do_not_import_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_core_never_imports_napari_or_qt():
+    """core/ is the TensorFlow side: it must run in a worker process without any GUI."""
+    import ast
+    from pathlib import Path
+
+    import napari_xray_denoise
+
+    core = Path(napari_xray_denoise.__file__).parent / "core"
+    banned = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "superqt")
+    offenders = []
+    for file in core.glob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offenders += [f"{file.name}: {n}" for n in names if n.split(".")[0] in banned]
+    assert not offenders, offenders
