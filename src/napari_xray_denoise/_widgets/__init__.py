@@ -1,0 +1,1 @@
+"""magicgui dock widgets (Plugins menu). Importing them never imports TensorFlow."""

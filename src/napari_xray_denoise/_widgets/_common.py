@@ -1,0 +1,87 @@
+"""Helpers shared by the dock widgets: layer lookup, showing results, user-facing errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from napari.layers import Image
+from napari.utils.notifications import show_error, show_info
+
+from .. import io
+from .._layers import contrast_limits
+
+
+def notify_error(exc: BaseException | str) -> None:
+    """One sentence in a napari notification, never a traceback."""
+    show_error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def notify_info(message: str) -> None:
+    show_info(message)
+
+
+def scan_name_of(layer: Image) -> str:
+    return layer.metadata.get("scan_name") or layer.name
+
+
+def partner_layer(viewer, layer: Image | None, energy: str) -> Image | None:
+    """The layer of the same scan with the given energy (``"low"``/``"high"``), if open."""
+    if layer is None:
+        return None
+    name = scan_name_of(layer)
+    for other in viewer.layers:
+        if (isinstance(other, Image) and other is not layer and other.metadata.get("energy") == energy
+                and scan_name_of(other) == name and not other.metadata.get("reference")):
+            return other
+    return None
+
+
+def pair_arrays(low: Image | None, high: Image | None) -> tuple[np.ndarray, np.ndarray]:
+    """Low/high layer data as a validated pair of equal-shape 2-D arrays."""
+    if low is None or high is None:
+        raise ValueError("Choose both a low-energy and a high-energy layer; open a dual-energy scan first.")
+    if low is high:
+        raise ValueError("The low and high layers are the same layer; choose the other energy for one of them.")
+    a, b = np.asarray(low.data), np.asarray(high.data)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"Both layers must be 2-D scans; got shapes {a.shape} and {b.shape}.")
+    if a.shape != b.shape:
+        raise ValueError(
+            f"Low layer '{low.name}' is {a.shape} but high layer '{high.name}' is {b.shape}; "
+            "choose the two energies of the same scan."
+        )
+    return a, b
+
+
+def history_of(*layers: Image) -> list[dict]:
+    for layer in layers:
+        if layer is not None and layer.metadata.get("history"):
+            return list(layer.metadata["history"])
+    return []
+
+
+def show_image(viewer, data: np.ndarray, name: str, *, source: Image | None = None,
+               metadata: dict[str, Any] | None = None, **kwargs) -> Image:
+    """Add ``data`` as an image layer, or replace the data of the layer of that name."""
+    meta = {}
+    if source is not None:
+        meta.update({k: source.metadata.get(k) for k in ("scan_name", "source_paths", "bit_depth")
+                     if k in source.metadata})
+    meta.update(metadata or {})
+    rgb = data.ndim == 3 and data.shape[-1] in (3, 4)
+    if name in viewer.layers and isinstance(viewer.layers[name], Image) and viewer.layers[name].rgb == rgb:
+        layer = viewer.layers[name]
+        layer.data = data
+        layer.metadata.update(meta)
+        if not rgb:
+            layer.contrast_limits = contrast_limits(data)
+        return layer
+    if not rgb:
+        kwargs.setdefault("colormap", "gray")
+        kwargs.setdefault("contrast_limits", contrast_limits(data))
+    return viewer.add_image(data, name=name, metadata=meta, rgb=rgb, **kwargs)
+
+
+def layer_history_entry(operation: str, **params) -> dict:
+    return io.history_entry(operation, **params)
