@@ -11,7 +11,15 @@ from magicgui import magic_factory
 from napari.layers import Image
 
 from .. import fusion
-from ._common import history_of, layer_history_entry, notify_error, pair_arrays, partner_layer, scan_name_of, show_image
+from ._common import (
+    history_of,
+    layer_history_entry,
+    notify_error,
+    pair_arrays,
+    partner_layer,
+    scan_name_of,
+    show_image,
+)
 
 COLOUR_SCHEMES = ["material", "hsv", "hot", "none"]
 

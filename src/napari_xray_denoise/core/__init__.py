@@ -1,0 +1,43 @@
+"""TensorFlow/Keras 3 part of napari-xray-denoise: networks, training, tiled inference, model files.
+
+Importing this package is cheap: the names below are loaded (and TensorFlow imported)
+on first access. Never imports napari or Qt.
+
+Public API::
+
+    TrainConfig, train_blindspot(scans, config, *, on_progress, cancel, checkpoint_path, resume_from)
+    Denoiser (.denoise, .save, .metadata), load_model(path), ModelFileError, OperationCancelled
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "TrainConfig": "blindspot_train",
+    "train_blindspot": "blindspot_train",
+    "Denoiser": "denoiser",
+    "load_model": "denoiser",
+    "ModelFileError": "model_file",
+    "read_metadata": "model_file",
+    "OperationCancelled": "tiling",
+    "predict_tiled": "tiling",
+    "build_blindspot_model": "blindspot",
+    "posterior_mean": "noisefit",
+    "fit_uncalib_noise": "noisefit",
+    "MODES": "blindspot",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
