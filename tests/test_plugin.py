@@ -31,6 +31,14 @@ LIGHT_MODULES = [
     "napari_xray_denoise._writer",
     "napari_xray_denoise._sample_data",
     "napari_xray_denoise.cli",
+    "napari_xray_denoise.demo",
+    "napari_xray_denoise._compute",
+    "napari_xray_denoise._session",
+    "napari_xray_denoise._widgets.fusion_widget",
+    "napari_xray_denoise._widgets.score_widget",
+    "napari_xray_denoise._widgets.targets_widget",
+    "napari_xray_denoise._widgets.train_widget",
+    "napari_xray_denoise._widgets.denoise_widget",
 ]
 
 

@@ -78,8 +78,9 @@ class Job:
                 try:
                     msg = lane._messages.get(timeout=poll_s)
                 except queue.Empty:
-                    if not lane._process.is_alive():
-                        code = lane._process.exitcode
+                    proc = lane._process
+                    if proc is None or not proc.is_alive():
+                        code = None if proc is None else proc.exitcode
                         lane._process = None
                         raise ComputeError(
                             f"The compute process stopped unexpectedly (exit code {code}); "

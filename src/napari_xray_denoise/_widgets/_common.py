@@ -85,3 +85,35 @@ def show_image(viewer, data: np.ndarray, name: str, *, source: Image | None = No
 
 def layer_history_entry(operation: str, **params) -> dict:
     return io.history_entry(operation, **params)
+
+
+def scans_in_viewer(viewer) -> dict[str, list[Image]]:
+    """Scans open in the viewer: name -> [low, high] layers for pairs, [layer] otherwise.
+
+    Reference (clean) layers and colour layers are left out; result layers (denoised,
+    fused, targets) are offered as single-channel scans.
+    """
+    scans: dict[str, list[Image]] = {}
+    pairs: dict[str, dict[str, Image]] = {}
+    for layer in viewer.layers:
+        if not isinstance(layer, Image) or layer.rgb or np.ndim(layer.data) != 2:
+            continue
+        if layer.metadata.get("reference"):
+            continue
+        energy = layer.metadata.get("energy")
+        if energy in ("low", "high") and "denoised" not in layer.name and "target" not in layer.name:
+            pairs.setdefault(scan_name_of(layer), {})[energy] = layer
+        else:
+            scans[layer.name] = [layer]
+    for name, roles in pairs.items():
+        if set(roles) == {"low", "high"} and roles["low"].data.shape == roles["high"].data.shape:
+            scans[f"{name} (low+high)"] = [roles["low"], roles["high"]]
+        else:
+            for layer in roles.values():
+                scans[layer.name] = [layer]
+    return scans
+
+
+def scan_array(layers: list[Image]) -> np.ndarray:
+    """(C, Y, X) array of a scan's layers (C = 1 or 2)."""
+    return np.stack([np.asarray(layer.data) for layer in layers])
