@@ -6,7 +6,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= outputs
 # TensorFlow (core tests, training) and a napari canvas must not share a process
-# (see docs/architecture.md), so the suite runs in two pytest processes.
+# (see docs/architecture.md), so the suite runs in two pytest processes: the GUI tests
+# (tests/gui, real canvas under Xvfb) apart from everything else.
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .PHONY: install system-deps demo test test-core test-gui bench lint clean
@@ -26,8 +27,8 @@ demo: install
 	$(BIN)/xray-denoise demo --out $(OUT)
 
 test: install
-	$(PYTEST) -m "not slow and not gui" tests
-	$(PYTEST) -m "gui and not slow" tests
+	$(PYTEST) -m "not slow" --ignore=tests/gui tests
+	$(PYTEST) -m "not slow" tests/gui
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

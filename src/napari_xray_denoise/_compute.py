@@ -24,8 +24,15 @@ from collections.abc import Iterator
 from typing import Any
 
 
-class ComputeError(RuntimeError):
-    """A job failed; the message is one sentence for the user."""
+WORKER_NICENESS = 10
+
+
+class ComputeError(Exception):
+    """A job failed; the message is one sentence for the user.
+
+    Not a RuntimeError: superqt treats RuntimeErrors from worker threads as "aborted
+    thread" and then never emits ``finished``.
+    """
 
 
 class BusyError(ComputeError):
@@ -33,7 +40,14 @@ class BusyError(ComputeError):
 
 
 def _worker_main(jobs, messages, cancel) -> None:  # runs in the child process
+    import os
+
     from . import _jobs
+
+    try:  # the GUI keeps priority: a busy worker must not make napari stutter
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):
+        pass
 
     while True:
         item = jobs.get()

@@ -12,6 +12,23 @@ from .. import io
 from .._layers import contrast_limits
 
 
+def while_alive(method):
+    """Decorate a widget callback that may fire after its Qt widget was deleted
+    (a worker finishing after the dock or viewer closed): then it does nothing."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except RuntimeError as exc:
+            if "has been deleted" not in str(exc):
+                raise
+            return None
+
+    return wrapper
+
+
 def notify_error(exc: BaseException | str) -> None:
     """One sentence in a napari notification, never a traceback."""
     show_error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

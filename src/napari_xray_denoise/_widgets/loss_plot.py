@@ -28,7 +28,7 @@ class LossPlot(QWidget):
             self.total_steps = max(1, int(total))
         if loss is not None and math.isfinite(loss):
             self.train.append((step, float(loss)))
-        if val_loss is not None and math.isfinite(val_loss) and (not self.val or self.val[-1][0] != step):
+        if val_loss is not None and math.isfinite(val_loss) and (not self.val or self.val[-1][1] != val_loss):
             self.val.append((step, float(val_loss)))
         self.update()
 

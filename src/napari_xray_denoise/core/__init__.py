@@ -6,7 +6,13 @@ on first access. Never imports napari or Qt.
 Public API::
 
     TrainConfig, train_blindspot(scans, config, *, on_progress, cancel, checkpoint_path, resume_from)
-    Denoiser (.denoise, .save, .metadata), load_model(path), ModelFileError, OperationCancelled
+    Denoiser (.denoise(scan, *, tile, overlap, batch_size, noise, precision, on_progress, cancel),
+              .predict_raw, .save, .metadata, .last_noise)
+    load_model(path), ModelFileError (a ValueError), OperationCancelled (denoise cancelled)
+    untrained_denoiser(channels, config)  (benchmarks), build_blindspot_model, predict_tiled
+
+The generic pieces for other networks: ``core.training.fit`` (model + loss + sampler),
+``core.tiling.predict_tiled`` (any fully convolutional predict function), ``core.model_file``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import importlib
 _LAZY = {
     "TrainConfig": "blindspot_train",
     "train_blindspot": "blindspot_train",
+    "untrained_denoiser": "blindspot_train",
     "Denoiser": "denoiser",
     "load_model": "denoiser",
     "ModelFileError": "model_file",

@@ -1,0 +1,195 @@
+"""Denoise: a trained model (this session's or a .keras file) applied tile by tile.
+
+Runs in the compute worker process, with a progress bar and Cancel. Results are new
+layers named after their source (``<layer> denoised``) carrying the model and noise
+parameters in their metadata. Compare shows source and result side by side (grid).
+"""
+
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, SpinBox
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+
+from .. import _compute
+from .._session import REGISTRY
+from ._common import (
+    layer_history_entry,
+    notify_error,
+    notify_info,
+    scan_array,
+    scans_in_viewer,
+    show_image,
+    while_alive,
+)
+
+FROM_FILE = "from file..."
+
+
+class DenoiseWidget(Container):
+    def __init__(self, viewer: napari.Viewer):
+        super().__init__()
+        self._viewer = viewer
+        self._worker = None
+        self._job = None
+        self._pbar = None
+        self._compare_state = None
+        self.model = ComboBox(choices=self._model_choices, label="model",
+                              tooltip="a model trained in this session, or a .keras file")
+        self.model_file = FileEdit(mode="r", filter="*.keras", label="model file")
+        self.scan = ComboBox(choices=self._scan_choices, label="scan",
+                             tooltip="a dual-energy pair (low+high) or a single layer")
+        self.tile = SpinBox(value=256, min=64, max=2048, step=64, label="tile",
+                            tooltip="tile side in pixels; memory grows with tile, not with scan size")
+        self.overlap = SpinBox(value=32, min=0, max=256, step=8, label="overlap")
+        self.run_button = PushButton(text="Denoise")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.compare_button = PushButton(text="Compare before/after")
+        self.bar = ProgressBar(value=0, min=0, max=100, label="progress")
+        self.status = Label(value="")
+        self.extend([self.model, self.model_file, self.scan, self.tile, self.overlap, self.run_button,
+                     self.cancel_button, self.bar, self.status, self.compare_button])
+        self.model.changed.connect(self._on_model)
+        self.run_button.changed.connect(self.start)
+        self.cancel_button.changed.connect(self.cancel)
+        self.compare_button.changed.connect(self.toggle_compare)
+        REGISTRY.changed.connect(self._refresh_models)
+        self._on_model(self.model.value)
+        self.last_layers: list = []
+
+    def _model_choices(self, _widget=None):
+        return REGISTRY.names()[::-1] + [FROM_FILE]
+
+    def _scan_choices(self, _widget=None):
+        return list(scans_in_viewer(self._viewer))
+
+    def _refresh_models(self):
+        try:
+            self.model.reset_choices()
+        except RuntimeError:  # the dock widget was closed and its Qt objects deleted
+            REGISTRY.changed.disconnect(self._refresh_models)
+            return
+        names = REGISTRY.names()
+        if names:
+            self.model.value = names[-1]
+
+    def _on_model(self, value):
+        self.model_file.visible = value == FROM_FILE
+
+    def model_path(self) -> str:
+        if self.model.value == FROM_FILE or self.model.value is None:
+            path = Path(self.model_file.value)
+            if not path.is_file() or path.suffix != ".keras":
+                raise ValueError("Choose a trained .keras model file (or train one in the Train widget).")
+            return str(path)
+        return REGISTRY.models[self.model.value].path
+
+    def start(self):
+        if self._worker is not None:
+            notify_error("Denoising is already running; cancel it or wait for it to finish.")
+            return None
+        try:
+            model_path = self.model_path()
+            layers = scans_in_viewer(self._viewer).get(self.scan.value)
+            if not layers:
+                raise ValueError("Choose a scan to denoise; open one first.")
+            image = scan_array(layers)
+        except ValueError as exc:
+            notify_error(exc)
+            return None
+        try:
+            self._job = _compute.lane("infer").submit(
+                "denoise", model_path=model_path, image=image, tile=self.tile.value, overlap=self.overlap.value)
+        except _compute.BusyError as exc:
+            notify_error(exc)
+            return None
+        self._pbar = progress(total=100, desc="Denoising")
+        self.status.value = "denoising..."
+        self._worker = self._relay(self._job)
+        self._worker.yielded.connect(self._on_progress)
+        self._worker.returned.connect(lambda result: self._on_done(result, layers, model_path))
+        self._worker.errored.connect(self._on_error)
+        self._worker.finished.connect(self._finish)
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self._worker.start()
+        return self._worker
+
+    @staticmethod
+    @thread_worker(start_thread=False, ignore_errors=True)  # errors go to _on_error
+    def _relay(job):
+        for info in job.events():
+            if info:
+                yield info
+        return job.result
+
+    def cancel(self):
+        if self._job is not None:
+            self._job.cancel()
+
+    @while_alive
+    def _on_progress(self, info: dict):
+        done, total = info.get("done", 0), max(info.get("total", 1), 1)
+        self.bar.value = int(100 * done / total)
+        if self._pbar is not None:
+            self._pbar.n = int(100 * done / total)
+            self._pbar.refresh()
+
+    @while_alive
+    def _on_done(self, result: dict, layers, model_path: str):
+        if result.get("cancelled"):
+            self.status.value = "cancelled"
+            notify_info("Denoising cancelled; no layer was added.")
+            return
+        denoised = np.asarray(result["denoised"], dtype=np.float32)
+        meta = result["metadata"]
+        self.last_layers = []
+        for layer, channel in zip(layers, denoised, strict=True):
+            history = list(layer.metadata.get("history", [])) + [layer_history_entry(
+                "denoise", model=Path(model_path).name, method=meta.get("method"), mode=meta.get("mode"))]
+            new = show_image(
+                self._viewer, channel, f"{layer.name} denoised", source=layer,
+                metadata={"count_scale": 1.0, "history": history, "energy": layer.metadata.get("energy"),
+                          "model_path": model_path, "model": {k: meta.get(k) for k in ("method", "mode", "joint")},
+                          "noise": meta.get("noise")},
+            )
+            self.last_layers.append((layer, new))
+        self.bar.value = 100
+        self.status.value = f"done: {len(self.last_layers)} layer(s) added"
+
+    @while_alive
+    def _on_error(self, exc: Exception):
+        notify_error(exc)
+        self.status.value = f"failed: {str(exc).splitlines()[0]}"
+
+    @while_alive
+    def _finish(self):
+        self._worker = None
+        self._job = None
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+
+    def toggle_compare(self):
+        """One click: source and denoised side by side (grid); again: back as before."""
+        viewer = self._viewer
+        if self._compare_state is not None:
+            for layer, visible in self._compare_state.items():
+                if layer in viewer.layers:
+                    layer.visible = visible
+            viewer.grid.enabled = False
+            self._compare_state = None
+            return
+        if not self.last_layers:
+            notify_error("Denoise a scan first; then Compare shows it beside its source.")
+            return
+        source, result = self.last_layers[0]
+        self._compare_state = {layer: layer.visible for layer in viewer.layers}
+        for layer in viewer.layers:
+            layer.visible = layer is source or layer is result
+        viewer.grid.enabled = True
+        viewer.grid.shape = (1, 2)

@@ -1,0 +1,465 @@
+"""Training the blind-spot denoiser on one or many noisy scans (no clean references).
+
+Random square crops with the 8 rotations/flips, a held-out validation set (whole scans
+when there are 2+, else a band of the single scan; see ``data.split_regions``), Adam with
+best-validation weights, learning-rate halving on plateau and early stopping (the generic
+loop of ``training.py``). After training, ``uncalib`` fits its noise on the validation
+crops; calibrated modes report their learnt noise. Everything ends up in the metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .. import __version__
+from ._backend import keras
+from .blindspot import (
+    CALIBRATED_MODES,
+    MODES,
+    UNCALIB_EPS_REL,
+    build_blindspot_model,
+    make_blindspot_loss,
+)
+from .data import (
+    CropSampler,
+    Region,
+    as_chw,
+    choose_scale,
+    saturated_mask,
+    saturation_levels,
+    split_regions,
+)
+from .denoiser import Denoiser, load_model
+from .noisefit import affine_to_counts, estimate_affine_noise, fit_uncalib_noise
+from .training import FitSchedule, fit, make_optimizer
+
+JOINT_OPTIONS = ("auto", "separate", "blind", "cross")
+
+
+@dataclass
+class TrainConfig:
+    """All options of :func:`train_blindspot`, with defaults sized for a 2-core CPU.
+
+    Network: ``enc_filters``/``dec_filters``/``levels`` (source: 48/96/5; CPU default
+    32/64/3, ~0.5 s per step at batch 8 of 64x64). ``mode``: mse, uncalib, gaussian,
+    poisson, poissongaussian. ``joint`` for 2-channel scans: ``"cross"`` (default via
+    ``"auto"``; each channel's head also sees the other channel's centre pixel),
+    ``"blind"`` (centre blind in both) or ``"separate"`` (one 1-channel model for every
+    channel, noise parameters shared). ``reg``: prior-std penalty ``reg * |s| / s_unit``.
+    ``scale``: counts per x01 unit (None: the bit depth's full range, see
+    ``data.choose_scale``). ``saturation``: "auto", a clip level in counts, or None.
+    Patience values count validations (every ``val_every`` steps).
+    """
+
+    mode: str = "poissongaussian"
+    joint: str = "auto"
+    enc_filters: int = 32
+    dec_filters: int = 64
+    levels: int = 3
+    steps: int = 2000
+    batch_size: int = 8
+    crop_size: int = 64
+    learning_rate: float = 3e-4
+    reg: float = 0.05
+    val_every: int = 50
+    val_crops: int = 32
+    val_fraction: float = 0.15
+    lr_factor: float = 0.5
+    lr_patience: int = 5
+    min_lr: float = 1e-6
+    early_stop_patience: int = 15
+    seed: int = 0
+    scale: float | None = None
+    saturation: str | float | None = "auto"
+    noise_gain: float = 10.0
+    mixed_bfloat16: bool = False
+    jit_compile: bool = False
+    tile: int = 256
+    overlap: int = 32
+
+    def check(self) -> None:
+        """Raise ``ValueError`` (one sentence) for an inconsistent configuration."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}.")
+        if self.joint not in JOINT_OPTIONS:
+            raise ValueError(f"joint must be one of {JOINT_OPTIONS}, got {self.joint!r}.")
+        step = 2**self.levels
+        for name in ("crop_size", "tile"):
+            if getattr(self, name) % step or getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive multiple of 2**levels = {step}.")
+        if not 0 <= self.overlap < self.tile // 2:
+            raise ValueError("overlap must be at least 0 and less than half the tile size.")
+        for name in (
+            "steps",
+            "batch_size",
+            "val_every",
+            "val_crops",
+            "enc_filters",
+            "dec_filters",
+            "levels",
+        ):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1.")
+        if not self.learning_rate > 0:
+            raise ValueError("learning_rate must be positive.")
+        if self.scale is not None and not self.scale > 0:
+            raise ValueError("scale must be positive (counts per x01 unit) or None for automatic.")
+
+
+def _resolve_joint(joint: str, n_channels: int) -> tuple[str, int]:
+    """Model joint variant and model channel count for a config value and data channels."""
+    if n_channels == 1:
+        return "single", 1
+    if joint in ("auto", "cross"):
+        return "cross", n_channels
+    if joint == "blind":
+        return "blind", n_channels
+    return "single", 1  # "separate": one 1-channel model for all channels
+
+
+def _per_channel(regions: Sequence[Region], n_channels: int) -> list[Region]:
+    """Regions of scan ``i`` repeated for its channel images ``i * n_channels + k``."""
+    return [
+        Region(r.index * n_channels + k, r.y0, r.y1, r.x0, r.x1)
+        for r in regions
+        for k in range(n_channels)
+    ]
+
+
+def _noise_estimates(
+    images: Sequence[np.ndarray], valid: Sequence[np.ndarray], n_ch: int, seed: int
+):
+    """Per-channel affine noise estimates (x01), the median over up to 8 images."""
+    out = []
+    for c in range(n_ch):
+        ests = [
+            estimate_affine_noise(img[c], v[c], max_pixels=500_000, seed=seed)
+            for img, v in list(zip(images, valid, strict=True))[:8]
+        ]
+        a = float(np.median([e.a for e in ests]))
+        b = float(np.median([e.b for e in ests]))
+        mean_ref = float(np.median([e.mean_ref for e in ests]))
+        var_ref = a * mean_ref + b
+        if not var_ref > 0:
+            var_ref = float(np.median([e.var_ref for e in ests]))
+        out.append({"a": a, "b": b, "mean_ref": mean_ref, "var_ref": var_ref})
+    return out
+
+
+def _learnt_noise(model: keras.Model, mode: str, scale: float) -> list[dict]:
+    """Noise parameters of the model's NoiseVariance layer, per channel, in counts."""
+    layer = model.get_layer("noise_var")
+    alpha = np.asarray(layer.alpha()) if mode in ("poisson", "poissongaussian") else None
+    beta = np.asarray(layer.beta())
+    out = []
+    for c in range(layer.channels):
+        a = float(alpha[c]) if alpha is not None else 0.0
+        a_counts, b_counts = affine_to_counts(a, float(beta[c]), scale)
+        out.append({"model": mode, "a_counts": a_counts, "b_counts": b_counts})
+    return out
+
+
+def _uncalib_noise(model, val_batches, n_ch: int, scale: float) -> list[dict]:
+    """Fit ``var = a*mu + b`` per channel on the validation crops; counts units."""
+    ys, mus, vs = [], [], []
+    for x, t in val_batches:
+        out = np.asarray(model(x, training=False))
+        ys.append(x)
+        mus.append(out[..., :n_ch])
+        vs.append(t[..., n_ch : 2 * n_ch] > 0.5)
+    y, mu, valid = (np.concatenate(a) for a in (ys, mus, vs))
+    result = []
+    for c in range(n_ch):  # one 2-parameter fit per channel
+        a, b = fit_uncalib_noise(y[..., c], mu[..., c], valid=valid[..., c])
+        a_counts, b_counts = affine_to_counts(a, b, scale)
+        result.append({"model": "affine (uncalib fit)", "a_counts": a_counts, "b_counts": b_counts})
+    return result
+
+
+def _metadata(
+    model, *, mode, joint, levels, scale, config, noise_init, noise_gain, mixed_bfloat16
+) -> dict:
+    """The metadata of a blind-spot model file, before the training summary is added."""
+    unet = model.get_layer("vertical_unet")
+    return {
+        "method": "blindspot",
+        "mode": mode,
+        "channels": int(model.input_shape[-1]),
+        "joint": joint,
+        "levels": int(levels),
+        "architecture": {
+            "enc_filters": int(unet.get_layer("enc0").filters),
+            "dec_filters": int(unet.get_layer("dec1b").filters),
+            "levels": int(levels),
+            "mixed_bfloat16": bool(mixed_bfloat16),
+            "noise_gain": float(noise_gain),
+            "parameters": int(model.count_params()),
+        },
+        "scale": float(scale),
+        "normalisation": "x01 = counts / scale (float32); outputs are counts (float32)",
+        "saturation": config.saturation,
+        "tile": int(config.tile),
+        "overlap": int(config.overlap),
+        "package_version": __version__,
+        "keras_version": keras.__version__,
+        "noise": {
+            "units": "var_counts = a_counts * mean_counts + b_counts",
+            "init_estimate_x01": list(noise_init),
+            "uncalib_eps": [UNCALIB_EPS_REL * float(n["var_ref"]) for n in noise_init],
+            "channels": [],
+        },
+        "training": {},
+    }
+
+
+def untrained_denoiser(
+    channels: int = 2, config: TrainConfig | None = None, *, scale: float = 65535.0, noise_init=None
+) -> Denoiser:
+    """A freshly initialised (untrained) denoiser, e.g. for speed and memory benchmarks.
+
+    ``noise_init``: per-channel dicts ``a, b, mean_ref, var_ref`` (x01); default: noise of
+    a gain-8, read-noise-25 detector at mid range for ``scale``.
+    """
+    config = TrainConfig() if config is None else config
+    config.check()
+    joint, model_ch = _resolve_joint(config.joint, channels)
+    if noise_init is None:
+        a, b = 8.0 / scale, 625.0 / scale**2
+        noise_init = [{"a": a, "b": b, "mean_ref": 0.5, "var_ref": a * 0.5 + b}] * model_ch
+    keras.utils.set_random_seed(config.seed)
+    model = build_blindspot_model(
+        channels=model_ch,
+        joint=joint,
+        mode=config.mode,
+        enc_filters=config.enc_filters,
+        dec_filters=config.dec_filters,
+        levels=config.levels,
+        noise_init=noise_init,
+        noise_gain=config.noise_gain,
+        mixed_bfloat16=config.mixed_bfloat16,
+    )
+    meta = _metadata(
+        model,
+        mode=config.mode,
+        joint=joint,
+        levels=config.levels,
+        scale=scale,
+        config=config,
+        noise_init=noise_init,
+        noise_gain=config.noise_gain,
+        mixed_bfloat16=config.mixed_bfloat16,
+    )
+    return Denoiser(model, meta)
+
+
+def train_blindspot(
+    scans: Sequence[np.ndarray] | np.ndarray,
+    config: TrainConfig | None = None,
+    *,
+    on_progress: Callable[[int, int, float, float | None], None] | None = None,
+    cancel=None,
+    checkpoint_path: str | os.PathLike | None = None,
+    resume_from: str | os.PathLike | None = None,
+) -> Denoiser:
+    """Train a blind-spot denoiser on noisy scans; returns the best-validation model.
+
+    ``scans``: one ``(C, Y, X)``/``(Y, X)`` array or a list of them (uint16 or float
+    counts, equal channel count, any sizes >= the crop size). ``on_progress(step,
+    total_steps, loss, val_loss_or_None)`` after each step. ``cancel.is_set()`` stops
+    training before the next step; the best model so far is returned (with
+    ``metadata["training"]["cancelled"] = True``), nothing is raised.
+    ``checkpoint_path`` (``.keras``): rewritten at every new best validation loss.
+    ``resume_from``: a model file to continue training (its architecture, mode, scale and
+    optimizer state are used; ``config`` gives the schedule). Deterministic for
+    ``config.seed`` up to TensorFlow's CPU kernels (enable op determinism for bit
+    equality). Raises ``ValueError`` for bad scans or options.
+    """
+    config = TrainConfig() if config is None else config
+    config.check()
+    if isinstance(scans, np.ndarray):
+        scans = [scans]
+    if len(scans) == 0:
+        raise ValueError("Training needs at least one scan.")
+    counts = [as_chw(s, name=f"scan {i}") for i, s in enumerate(scans)]  # views, no copies
+    n_data_ch = counts[0].shape[0]
+    if any(c.shape[0] != n_data_ch for c in counts):
+        raise ValueError("All training scans must have the same number of channels.")
+    if n_data_ch > 2:
+        raise ValueError(f"Scans must have 1 or 2 channels (low, high energy), got {n_data_ch}.")
+    crop = config.crop_size
+    if any(min(c.shape[1:]) < crop for c in counts):
+        raise ValueError(f"Every scan must be at least {crop}x{crop} pixels; lower crop_size.")
+
+    resumed = load_model(resume_from) if resume_from is not None else None
+    if resumed is not None:
+        meta0 = resumed.metadata
+        mode, joint, model_ch = meta0["mode"], meta0["joint"], int(meta0["channels"])
+        scale = float(meta0["scale"])
+        if model_ch not in (1, n_data_ch):
+            raise ValueError(
+                f"The model to resume has {model_ch} channel(s); the scans have {n_data_ch}."
+            )
+        levels = int(meta0["levels"])
+        if crop % 2**levels:
+            raise ValueError(
+                f"crop_size must be a multiple of {2**levels} for the model to resume."
+            )
+    else:
+        mode = config.mode
+        joint, model_ch = _resolve_joint(config.joint, n_data_ch)
+        scale = float(config.scale) if config.scale is not None else choose_scale(counts)
+        levels = config.levels
+
+    keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    shapes = [c.shape[1:] for c in counts]
+    images, valid = [], []
+    for c in counts:  # one float32 x01 copy per scan, nothing more
+        sat = saturated_mask(c, saturation_levels(c, config.saturation))
+        x01 = np.divide(c, np.float32(scale), dtype=np.float32)
+        if model_ch == 1 and n_data_ch > 1:  # "separate": every channel is its own image
+            images.extend(x01[k : k + 1] for k in range(n_data_ch))
+            valid.extend(~sat[k : k + 1] for k in range(n_data_ch))
+        else:
+            images.append(x01)
+            valid.append(~sat)
+    n_scans = len(shapes)
+    del counts
+
+    if resumed is not None:
+        model = resumed.model
+        noise_init = resumed.metadata["noise"]["init_estimate_x01"]
+    else:
+        noise_init = _noise_estimates(images, valid, model_ch, config.seed)
+        model = build_blindspot_model(
+            channels=model_ch,
+            joint=joint,
+            mode=mode,
+            enc_filters=config.enc_filters,
+            dec_filters=config.dec_filters,
+            levels=config.levels,
+            noise_init=noise_init,
+            noise_gain=config.noise_gain,
+            mixed_bfloat16=config.mixed_bfloat16,
+        )
+    if getattr(model, "optimizer", None) is None:
+        model.compile(optimizer=make_optimizer(config.learning_rate))
+    var_unit = [float(n["var_ref"]) for n in noise_init]
+
+    # split by scan (not by channel image), so "separate" keeps both channels in each set
+    train_regions, val_regions, val_how = split_regions(
+        shapes, crop, rng, val_fraction=config.val_fraction
+    )
+    if len(images) != n_scans:  # "separate": scan i, channel k is image i * C + k
+        train_regions = _per_channel(train_regions, n_data_ch)
+        val_regions = _per_channel(val_regions, n_data_ch)
+    sampler = CropSampler(images, valid, train_regions, crop, augment=True)
+    val_sampler = CropSampler(images, valid, val_regions, crop, augment=False)
+    val_rng = np.random.default_rng(config.seed + 1)
+    n_val_batches = max(1, math.ceil(config.val_crops / config.batch_size))
+
+    def to_batch(xv):
+        x, v = xv
+        return x, np.concatenate([x, v], axis=-1)
+
+    val_batches = [
+        to_batch(val_sampler.sample(val_rng, config.batch_size)) for _ in range(n_val_batches)
+    ]
+
+    prev = resumed.metadata.get("training", {}) if resumed is not None else {}
+    arch0 = resumed.metadata.get("architecture", {}) if resumed is not None else {}
+    metadata = _metadata(
+        model,
+        mode=mode,
+        joint=joint,
+        levels=levels,
+        scale=scale,
+        config=config,
+        noise_init=noise_init,
+        noise_gain=float(arch0.get("noise_gain", config.noise_gain)),
+        mixed_bfloat16=bool(arch0.get("mixed_bfloat16", config.mixed_bfloat16)),
+    )
+
+    t0 = _dt.datetime.now()
+
+    def summary(
+        *,
+        steps: int,
+        best_val_loss: float,
+        best_step: int,
+        cancelled=False,
+        stopped_early=False,
+        final_learning_rate=None,
+    ) -> dict:
+        return {
+            "steps": int(prev.get("steps", 0)) + int(steps),
+            "best_val_loss": best_val_loss if math.isfinite(best_val_loss) else None,
+            "best_step": int(prev.get("steps", 0)) + int(best_step),
+            "minutes": float(prev.get("minutes", 0.0))
+            + (_dt.datetime.now() - t0).total_seconds() / 60.0,
+            "cancelled": bool(cancelled),
+            "stopped_early": bool(stopped_early),
+            "final_learning_rate": final_learning_rate,
+            "validation": val_how,
+            "n_scans": len(scans),
+            "config": asdict(config),
+            "resumed_from": str(resume_from) if resume_from is not None else None,
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def on_new_best(step: int, val_loss: float) -> None:
+        if checkpoint_path is None:
+            return
+        meta = dict(metadata)
+        meta["training"] = summary(steps=step, best_val_loss=val_loss, best_step=step)
+        meta["noise"] = {**metadata["noise"], "channels": _noise_report(model, val_batches)}
+        Denoiser(model, meta).save(checkpoint_path)
+
+    def _noise_report(m, vb) -> list[dict]:
+        if mode in CALIBRATED_MODES:
+            return _learnt_noise(m, mode, scale)
+        if mode == "uncalib":
+            return _uncalib_noise(m, vb, model_ch, scale)
+        return []
+
+    schedule = FitSchedule(
+        steps=config.steps,
+        learning_rate=config.learning_rate,
+        val_every=config.val_every,
+        lr_factor=config.lr_factor,
+        lr_patience=config.lr_patience,
+        min_lr=config.min_lr,
+        early_stop_patience=config.early_stop_patience,
+        jit_compile=config.jit_compile,
+    )
+    loss_fn = make_blindspot_loss(mode, model_ch, var_unit, config.reg)
+    result = fit(
+        model,
+        loss_fn,
+        lambda: to_batch(sampler.sample(rng, config.batch_size)),
+        val_batches,
+        schedule,
+        optimizer=model.optimizer,
+        on_progress=on_progress,
+        cancel=cancel,
+        on_new_best=on_new_best,
+    )
+    metadata["training"] = summary(
+        steps=result.steps_done,
+        best_val_loss=result.best_val_loss,
+        best_step=result.best_step,
+        cancelled=result.cancelled,
+        stopped_early=result.stopped_early,
+        final_learning_rate=result.final_learning_rate,
+    )
+    metadata["noise"]["channels"] = _noise_report(model, val_batches)
+    denoiser = Denoiser(model, metadata)
+    if checkpoint_path is not None:
+        denoiser.save(checkpoint_path)
+    return denoiser

@@ -1,0 +1,124 @@
+"""Train and Denoise widgets end to end: real canvas, training in the worker process."""
+
+import time
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QElapsedTimer, QTimer
+
+from napari_xray_denoise import _compute
+from napari_xray_denoise._session import REGISTRY
+from napari_xray_denoise._widgets.denoise_widget import DenoiseWidget
+from napari_xray_denoise._widgets.train_widget import TrainWidget
+
+TINY = "quick look (16/32 filters, 2 levels)"
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-xray-denoise", "high_dose_bag")
+    yield viewer
+    _compute.shutdown_all()
+
+
+def _draw(viewer):
+    viewer.window._qt_viewer.canvas.native.update()
+    return viewer.screenshot(canvas_only=True, flash=False)
+
+
+def _train_widget(viewer, steps):
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    assert "bag_high_dose (low+high)" in widget.scans.choices
+    widget.scans.value = ["bag_high_dose (low+high)"]
+    widget.preset.value = TINY
+    widget.steps.value = steps
+    widget.crop.value = 64
+    widget.batch.value = 4
+    return widget
+
+
+def test_train_stop_then_denoise_and_compare(viewer, qtbot):
+    assert "tensorflow" not in __import__("sys").modules
+    _draw(viewer)
+    widget = _train_widget(viewer, steps=100_000)
+    n_models = len(REGISTRY.models)
+
+    # the event loop keeps answering while training runs
+    clock, gaps = QElapsedTimer(), []
+    timer = QTimer()
+    timer.setInterval(50)
+    timer.timeout.connect(lambda: (gaps.append(clock.restart())))
+    clock.start()
+    timer.start()
+
+    worker = widget.start()
+    assert worker is not None
+    # a second run is refused with a message, not a crash
+    assert widget.start() is None
+    qtbot.waitUntil(lambda: bool(widget.plot.train) and widget.plot.train[-1][0] >= 5, timeout=120_000)
+    timer.stop()
+    assert max(gaps[5:]) < 250, f"event loop blocked for {max(gaps[5:])} ms"
+
+    t_stop = time.monotonic()
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
+        widget.stop_button.clicked.emit()  # the user clicks Stop
+    assert time.monotonic() - t_stop < 10
+    assert len(REGISTRY.models) == n_models + 1
+    assert widget.last_model.metadata["training"]["cancelled"] is True
+    _draw(viewer)
+
+    den = DenoiseWidget(viewer)
+    viewer.window.add_dock_widget(den)
+    den.reset_choices()
+    assert den.model.value == widget.last_model.name  # the model just trained is offered
+    den.scan.value = "bag_high_dose (low+high)"
+    den.tile.value = 128
+    worker = den.start()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    low = viewer.layers["bag_high_dose low denoised"]
+    high = viewer.layers["bag_high_dose high denoised"]
+    assert low.data.shape == high.data.shape == (480, 800) and low.data.dtype == np.float32
+    assert low.metadata["model"]["method"] == "blindspot"
+    assert low.metadata["history"][-1]["operation"] == "denoise"
+    den.toggle_compare()
+    assert viewer.grid.enabled and [lay.name for lay in viewer.layers if lay.visible] == [
+        "bag_high_dose low", "bag_high_dose low denoised"]
+    assert _draw(viewer).std() > 0
+    den.toggle_compare()
+    assert not viewer.grid.enabled
+    assert "tensorflow" not in __import__("sys").modules
+
+
+def test_train_to_the_end_then_save(viewer, qtbot, tmp_path):
+    widget = _train_widget(viewer, steps=12)
+    worker = widget.start()
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
+        pass
+    assert widget.last_model is not None and widget.last_model.metadata["training"]["cancelled"] is False
+    widget.save_path.value = tmp_path / "mine.keras"
+    widget.save()
+    assert (tmp_path / "mine.keras").stat().st_size > 10_000
+
+
+def test_denoise_with_bad_model_file_is_one_message(viewer, qtbot, tmp_path, monkeypatch):
+    shown = []
+    import napari_xray_denoise._widgets._common as common
+
+    monkeypatch.setattr(common, "show_error", shown.append)
+    bogus = tmp_path / "bogus.keras"
+    bogus.write_bytes(b"not a model")
+    den = DenoiseWidget(viewer)
+    viewer.window.add_dock_widget(den)
+    den.reset_choices()
+    den.model.value = "from file..."
+    den.model_file.value = bogus
+    den.scan.value = "bag_high_dose (low+high)"
+    worker = den.start()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    assert len(shown) == 1 and "bogus.keras" in shown[0] and "not a .keras model" in shown[0]
+    assert "bag_high_dose low denoised" not in viewer.layers
