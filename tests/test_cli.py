@@ -68,3 +68,24 @@ def test_demo_runs_on_sample_bags(tmp_path, capsys):
     fused = io.read_scan(tmp_path / "bag_low_dose_noisy_fused.tif").channels["fused"]
     assert fused.dtype == np.uint16
     assert "brisque" in capsys.readouterr().out
+
+
+def test_train_then_denoise_commands(tmp_path, capsys):
+    bag = tmp_path / "bag.tif"
+    assert cli.main(["phantom", "-o", str(bag), "--shape", "96x128", "--dose", "2000", "--seed", "3"]) == 0
+    model = tmp_path / "m.keras"
+    assert cli.main(["train", str(bag), "-o", str(model), "--steps", "4", "--batch-size", "2",
+                     "--crop-size", "32", "--quiet"]) == 0
+    assert "noise parameters" in capsys.readouterr().out
+    assert cli.main(["denoise", str(bag), "--model", str(model), "-o", str(tmp_path / "out"), "--tile", "64",
+                     "--overlap", "8", "--quiet"]) == 0
+    out = io.read_scan(tmp_path / "out" / "bag_denoised.tif")
+    assert out.is_dual and out.low.dtype == np.uint16 and out.shape == (96, 128)
+    assert out.meta["history"][-1]["operation"] == "denoise"
+    assert out.meta["history"][-1]["parameters"]["mode"] == "poissongaussian"
+    # a file that is not a model: one line, exit 2
+    capsys.readouterr()
+    assert cli.main(["denoise", str(bag), "--model", str(bag), "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model" in err[0]
+    assert cli.main(["train", str(bag), "-o", str(tmp_path / "m.h5")]) == 2

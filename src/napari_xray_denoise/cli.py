@@ -186,6 +186,101 @@ def cmd_colour(args) -> int:
     return 0
 
 
+class _Bar:
+    """A tqdm progress bar fed by (done, total) callbacks."""
+
+    def __init__(self, desc: str, disable: bool = False):
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.desc, self.disable, self.bar = desc, disable, None
+
+    def __call__(self, done, total, loss=None, val_loss=None):
+        if self.bar is None:
+            self.bar = self._tqdm(total=total, desc=self.desc, disable=self.disable, unit="step")
+        self.bar.n = done
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss:.4g}", val=("-" if val_loss is None else f"{val_loss:.4g}"))
+        self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _training_scans(paths) -> list[np.ndarray]:
+    scans = io.read_scans(paths)
+    if not scans:
+        raise CliError("No scans found; give TIFF files, low/high pairs or folders.")
+    return [s.images() for s in scans]
+
+
+def cmd_train(args) -> int:
+    scans = _training_scans(args.scans)
+    output = Path(args.output)
+    if output.suffix != ".keras":
+        raise CliError(f"Model files end in .keras; got '{output.name}'.")
+    common = {"steps": args.steps, "batch_size": args.batch_size, "crop_size": args.crop_size, "seed": args.seed,
+              "mixed_bfloat16": args.bf16, "jit_compile": args.xla}
+    if args.learning_rate is not None:
+        common["learning_rate"] = args.learning_rate
+    bar = _Bar(f"train {args.method}", disable=args.quiet)
+    try:
+        if args.method == "amssd":
+            from .core.amssd_train import AmssdConfig, train_amssd
+
+            config = AmssdConfig(**common, **({"width": args.width} if args.width else {}))
+            model = train_amssd(scans, config, on_progress=bar, resume_from=args.resume,
+                                checkpoint_path=args.checkpoint)
+        else:
+            from .core import TrainConfig, train_blindspot
+
+            size = {"cpu": {}, "source": {"enc_filters": 48, "dec_filters": 96, "levels": 5}}[args.size]
+            config = TrainConfig(mode=args.method, joint=args.joint, **size, **common)
+            model = train_blindspot(scans, config, on_progress=bar, resume_from=args.resume,
+                                    checkpoint_path=args.checkpoint)
+    finally:
+        bar.close()
+    model.save(output)
+    training = model.metadata.get("training", {})
+    print(f"wrote {output} ({training.get('steps', '?')} steps, best validation loss "
+          f"{training.get('best_val_loss', float('nan')):.5g})")
+    noise = model.metadata.get("noise")
+    if noise:
+        print(f"noise parameters (counts): {json.dumps(noise)}")
+    return 0
+
+
+def cmd_denoise(args) -> int:
+    from .core import ModelFileError, load_model
+
+    try:
+        model = load_model(args.model)
+    except ModelFileError as exc:
+        raise CliError(str(exc)) from exc
+    out = _out_dir(args.output)
+    for scan in io.read_scans(args.scans):
+        names = list(scan.channels)
+        images = np.stack([scan.channels[n] for n in names])
+        if model.channels == 2 and not scan.is_dual:
+            raise CliError(f"The model denoises dual-energy scans but '{scan.name}' has one energy; "
+                           "give the low/high pair or a single-energy model.")
+        if model.channels == 2:
+            names, images = ["low", "high"], scan.stack()
+        bar = _Bar(f"denoise {scan.name}", disable=args.quiet)
+        try:
+            denoised = model.denoise(images, tile=args.tile, overlap=args.overlap, on_progress=bar)
+        finally:
+            bar.close()
+        step = io.history_entry("denoise", model=Path(args.model).name, method=model.metadata.get("method"),
+                                mode=model.metadata.get("mode"), noise=model.metadata.get("noise"))
+        path = out / f"{scan.name}_denoised.tif"
+        io.write_tiff(path, list(denoised), channel_names=names,
+                      history=list(scan.meta.get("history", [])) + [step])
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -216,6 +311,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compress", action="store_true", help="zlib-compress the TIFFs")
     p.set_defaults(func=cmd_phantom)
+
+    p = sub.add_parser("train", help="train a self-supervised denoiser on noisy scans")
+    p.add_argument("scans", nargs="+", help="TIFF files, low/high pairs or folders (dual-energy trains jointly)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.keras)")
+    p.add_argument("--method", default="poissongaussian",
+                   choices=["poissongaussian", "poisson", "gaussian", "uncalib", "mse", "amssd"],
+                   help="blind-spot noise mode, or amssd (multiscale pseudo-targets)")
+    p.add_argument("--joint", default="auto", choices=["auto", "cross", "blind", "separate"],
+                   help="dual-energy variant of the blind-spot network")
+    p.add_argument("--size", default="cpu", choices=["cpu", "source"],
+                   help="blind-spot network size: cpu (32/64 filters, 3 levels) or source (48/96, 5 levels)")
+    p.add_argument("--width", type=int, default=None, help="AMSSD base filter count (source 64)")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop-size", type=int, default=64)
+    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", help="continue training from this .keras model")
+    p.add_argument("--checkpoint", help="rewrite this .keras file at every new best validation loss")
+    p.add_argument("--bf16", action="store_true", help="mixed bfloat16 (faster on CPUs with AVX512-BF16/AMX)")
+    p.add_argument("--xla", action="store_true", help="compile the training step with XLA")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("denoise", help="denoise scans with a trained model (any size, tiled)")
+    p.add_argument("scans", nargs="+")
+    p.add_argument("--model", required=True, help=".keras model written by `xray-denoise train`")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--tile", type=int, default=None, help="tile side (default: the model's)")
+    p.add_argument("--overlap", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_denoise)
 
     p = sub.add_parser("targets", help="multiscale pseudo-clean targets (AMSSD) as 16-bit TIFFs")
     p.add_argument("scans", nargs="+")
