@@ -1,0 +1,135 @@
+"""Denoising quality on phantom bags never used for training, at three doses.
+
+For each dose (low 500, medium 2000, high 8000 photons/pixel in air, low channel) a
+fresh 480x800 test bag (scene seeds 900+) is denoised by every method given, and PSNR /
+SSIM against the noise-free scan are printed per channel as a markdown table:
+
+- noisy input;
+- BM3D with the generalized Anscombe transform and its exact unbiased inverse, noise
+  parameters fitted from the scan itself (``noise.fit_poisson_gaussian``);
+- each model given with ``--model NAME=PATH`` (any .keras written by ``xray-denoise
+  train`` or ``scripts/train_shipped_model.py``);
+- models trained here with ``--train VARIANT`` for ``--train-minutes`` each on 12
+  training bags (scene seeds 1000+, as the shipped model): ``single`` (one-channel
+  poissongaussian for each energy), ``blind`` (joint, centre blind in both channels),
+  ``cross`` (joint, each channel sees the other's centre pixel), ``amssd``.
+
+    python benchmarks/bench_denoise.py --model shipped=src/napari_xray_denoise/data/models/blindspot_phantom.keras
+    python benchmarks/bench_denoise.py --train single blind --train-minutes 5 --no-bm3d
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+from _util import machine  # noqa: E402
+
+from napari_xray_denoise import metrics  # noqa: E402
+from napari_xray_denoise.phantom import make_bag  # noqa: E402
+
+DOSES = {"low": 500.0, "medium": 2000.0, "high": 8000.0}
+SHAPE = (480, 800)
+
+
+class Deadline:
+    def __init__(self, minutes: float):
+        self.end = time.monotonic() + 60.0 * minutes
+
+    def is_set(self) -> bool:
+        return time.monotonic() > self.end
+
+
+def test_bags() -> dict[str, object]:
+    return {name: make_bag(SHAPE, dose=dose, seed=900 + i) for i, (name, dose) in enumerate(DOSES.items())}
+
+
+def train_variant(variant: str, minutes: float):
+    from train_shipped_model import training_bags
+
+    scans = training_bags(12)
+    if variant == "amssd":
+        from napari_xray_denoise.core.amssd_train import AmssdConfig, train_amssd
+
+        return train_amssd(scans, AmssdConfig(steps=100_000), cancel=Deadline(minutes))
+    from napari_xray_denoise.core import TrainConfig, train_blindspot
+
+    joint = {"single": "separate", "blind": "blind", "cross": "cross"}[variant]
+    return train_blindspot(scans, TrainConfig(mode="poissongaussian", joint=joint, steps=100_000, val_every=100),
+                           cancel=Deadline(minutes))
+
+
+def bm3d_denoise(noisy: np.ndarray) -> np.ndarray:
+    from baselines import bm3d_anscombe
+
+    return bm3d_anscombe(noisy)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--train", nargs="*", default=[], choices=["single", "blind", "cross", "amssd"])
+    parser.add_argument("--train-minutes", type=float, default=5.0)
+    parser.add_argument("--save-trained", default=None, help="folder to keep the models trained here")
+    parser.add_argument("--no-bm3d", action="store_true")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    args = parser.parse_args()
+
+    bags = test_bags()
+    methods: dict[str, object] = {"noisy": lambda x: x.astype(np.float32)}
+    if not args.no_bm3d:
+        methods["BM3D + GAT (exact inverse, fitted noise)"] = bm3d_denoise
+    for spec in args.model:
+        name, path = spec.split("=", 1)
+        from napari_xray_denoise.core import load_model
+
+        model = load_model(path)
+        methods[name] = model.denoise
+    for variant in args.train:
+        t0 = time.monotonic()
+        model = train_variant(variant, args.train_minutes)
+        minutes = (time.monotonic() - t0) / 60
+        steps = model.metadata.get("training", {}).get("steps")
+        name = f"trained here: {variant} ({minutes:.1f} min, {steps} steps)"
+        if args.save_trained:
+            Path(args.save_trained).mkdir(parents=True, exist_ok=True)
+            model.save(Path(args.save_trained) / f"{variant}.keras")
+        methods[name] = model.denoise
+
+    rows = []
+    for method, fn in methods.items():
+        for dose, bag in bags.items():
+            t0 = time.perf_counter()
+            out = np.asarray(fn(bag.noisy), dtype=np.float64)
+            seconds = time.perf_counter() - t0
+            p = metrics.psnr(out, bag.clean)
+            s = metrics.ssim(out, bag.clean)
+            rows.append({"method": method, "dose": dose, "psnr_low": float(p[0]), "psnr_high": float(p[1]),
+                         "ssim_low": float(s[0]), "ssim_high": float(s[1]), "seconds": seconds})
+            print(json.dumps(rows[-1]), flush=True)
+
+    print(f"\n# denoising quality, {time.strftime('%Y-%m-%d %H:%M')}, {machine()}")
+    print(f"test bags {SHAPE[0]}x{SHAPE[1]}, scene seeds 900-902; PSNR in dB (data range 65535), low / high\n")
+    print("| method | " + " | ".join(f"{d} dose PSNR" for d in DOSES) + " | " + " | ".join(
+        f"{d} SSIM" for d in DOSES) + " | s per bag |")
+    print("|---|" + "---:|" * (2 * len(DOSES) + 1))
+    for method in methods:
+        r = [row for row in rows if row["method"] == method]
+        psnrs = " | ".join(f"{x['psnr_low']:.2f} / {x['psnr_high']:.2f}" for x in r)
+        ssims = " | ".join(f"{x['ssim_low']:.3f} / {x['ssim_high']:.3f}" for x in r)
+        print(f"| {method} | {psnrs} | {ssims} | {np.mean([x['seconds'] for x in r]):.1f} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
