@@ -89,3 +89,14 @@ def test_train_then_denoise_commands(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model" in err[0]
     assert cli.main(["train", str(bag), "-o", str(tmp_path / "m.h5")]) == 2
+
+
+def test_amssd_train_and_denoise_commands(tmp_path):
+    bag = tmp_path / "bag.tif"
+    assert cli.main(["phantom", "-o", str(bag), "--shape", "96x128", "--dose", "2000", "--seed", "4"]) == 0
+    model = tmp_path / "a.keras"
+    assert cli.main(["train", str(bag), "-o", str(model), "--method", "amssd", "--width", "8", "--steps", "3",
+                     "--batch-size", "2", "--crop-size", "32", "--quiet"]) == 0
+    assert cli.main(["denoise", str(bag), "--model", str(model), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    out = io.read_scan(tmp_path / "out" / "bag_denoised.tif")
+    assert out.shape == (96, 128) and out.meta["history"][-1]["parameters"]["method"] == "amssd"

@@ -33,6 +33,11 @@ _LAZY = {
     "posterior_mean": "noisefit",
     "fit_uncalib_noise": "noisefit",
     "MODES": "blindspot",
+    "AmssdConfig": "amssd_train",
+    "train_amssd": "amssd_train",
+    "build_amssd_model": "amssd",
+    "amssd_loss": "amssd",
+    "AmssdDenoiser": "amssd",
 }
 
 __all__ = sorted(_LAZY)

@@ -291,6 +291,11 @@ def load_model(path: str | os.PathLike) -> Denoiser:
     metadata) or a damaged file.
     """
     model, meta = read_model_file(path)
+    if meta.get("method") == "amssd":
+        from .amssd import AmssdDenoiser  # local: amssd imports this module
+
+        meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
+        return AmssdDenoiser(model, meta)
     if meta.get("method") != "blindspot":
         raise ModelFileError(
             f"{Path(path).name!r} holds a {meta.get('method')!r} model, which this version cannot run."
