@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--bags", type=int, default=12)
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", default=None, help="continue from this model file")
     args = parser.parse_args()
     scans = training_bags(args.bags)
     config = TrainConfig(mode="poissongaussian", joint="cross", steps=args.steps, seed=args.seed,
@@ -58,11 +59,13 @@ def main() -> None:
             last[0] = time.monotonic()
             print(f"{(time.monotonic() - t0) / 60:5.1f} min  step {step}  loss {loss:.4f}  val {val_loss}", flush=True)
 
-    model = train_blindspot(scans, config, on_progress=progress, cancel=Deadline(args.minutes))
+    model = train_blindspot(scans, config, on_progress=progress, cancel=Deadline(args.minutes),
+                            resume_from=args.resume)
     model.metadata["name"] = "blindspot_phantom"
     model.metadata["trained_on"] = (f"{args.bags} phantom bags 480x800, scene seeds 1000-{999 + args.bags}, "
                                     f"doses {DOSES}; command: python scripts/train_shipped_model.py "
-                                    f"--minutes {args.minutes:g} --bags {args.bags}")
+                                    f"--minutes {args.minutes:g} --bags {args.bags}"
+                                    + (" --resume <previous run>" if args.resume else ""))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
     print(f"wrote {args.out}: {model.metadata.get('training')}")

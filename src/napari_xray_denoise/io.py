@@ -557,8 +557,10 @@ def _current_umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike, write_fn) -> Path:
+def atomic_write(path: str | os.PathLike, write_fn, *, suffix: str = ".part") -> Path:
     """Call ``write_fn(tmp_path)`` then rename the temporary file to ``path``.
+
+    ``suffix`` ends the temporary name (some writers insist on an extension).
 
     On any failure the temporary file is removed and the existing ``path`` (if any) is
     untouched; disk-full and permission problems become :class:`ScanWriteError`.
@@ -567,7 +569,7 @@ def atomic_write(path: str | os.PathLike, write_fn) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ScanWriteError(f"Folder '{folder}' does not exist; create it or choose another output folder.")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
 
+from ..io import atomic_write
 from ._backend import keras
 from .layers import custom_objects
 
@@ -53,18 +53,15 @@ def save_model_file(model: keras.Model, metadata: dict, path: str | os.PathLike)
         raise ValueError(f"Model files must end in '.keras', got {path.name!r}.")
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **_jsonable(metadata)}
-    fd, tmp_name = tempfile.mkstemp(suffix=".keras", prefix=f".{path.stem}-", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def _write(tmp: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model.save(tmp_name)
-        with zipfile.ZipFile(tmp_name, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+            model.save(str(tmp))
+        with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(META_NAME, json.dumps(meta, indent=1, allow_nan=False))
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+
+    atomic_write(path, _write, suffix=".keras")  # no partial file on failure, disk-full message
     return path
 
 
