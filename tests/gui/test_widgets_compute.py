@@ -84,12 +84,14 @@ def test_train_stop_then_denoise_and_compare(viewer, qtbot):
     assert low.data.shape == high.data.shape == (480, 800) and low.data.dtype == np.float32
     assert low.metadata["model"]["method"] == "blindspot"
     assert low.metadata["history"][-1]["operation"] == "denoise"
+    from napari_xray_denoise._widgets.denoise_widget import _grid
+
     den.toggle_compare()
-    assert viewer.grid.enabled and [lay.name for lay in viewer.layers if lay.visible] == [
+    assert _grid(viewer).enabled and [lay.name for lay in viewer.layers if lay.visible] == [
         "bag_high_dose low", "bag_high_dose low denoised"]
     assert _draw(viewer).std() > 0
     den.toggle_compare()
-    assert not viewer.grid.enabled
+    assert not _grid(viewer).enabled
     assert "tensorflow" not in __import__("sys").modules
 
 

@@ -46,6 +46,11 @@ def partner_layer(viewer, layer: Image | None, energy: str) -> Image | None:
     """The layer of the same scan with the given energy (``"low"``/``"high"``), if open."""
     if layer is None:
         return None
+    other_energy = "high" if energy == "high" else "low"
+    this_energy = "low" if energy == "high" else "high"
+    twin = layer.name.replace(f" {this_energy}", f" {other_energy}", 1)
+    if twin != layer.name and twin in viewer.layers and isinstance(viewer.layers[twin], Image):
+        return viewer.layers[twin]  # "<scan> low denoised" -> "<scan> high denoised"
     name = scan_name_of(layer)
     for other in viewer.layers:
         if (isinstance(other, Image) and other is not layer and other.metadata.get("energy") == energy

@@ -181,7 +181,7 @@ class DenoiseWidget(Container):
             for layer, visible in self._compare_state.items():
                 if layer in viewer.layers:
                     layer.visible = visible
-            viewer.grid.enabled = False
+            _grid(viewer).enabled = False
             self._compare_state = None
             return
         if not self.last_layers:
@@ -191,5 +191,12 @@ class DenoiseWidget(Container):
         self._compare_state = {layer: layer.visible for layer in viewer.layers}
         for layer in viewer.layers:
             layer.visible = layer is source or layer is result
-        viewer.grid.enabled = True
-        viewer.grid.shape = (1, 2)
+        grid = _grid(viewer)
+        grid.enabled = True
+        grid.shape = (1, 2)
+
+
+def _grid(viewer):
+    """The viewer's grid settings (``viewer.canvas.grid`` since napari 0.9)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid
