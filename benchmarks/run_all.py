@@ -1,0 +1,40 @@
+"""`make bench`: every benchmark in turn (about 40 minutes on a 2-core CPU).
+
+Results go to stdout; docs/benchmarks.md records a run with machine, date and command.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MODEL = HERE.parent / "src" / "napari_xray_denoise" / "data" / "models" / "blindspot_phantom.keras"
+
+RUNS = [
+    ["bench_targets.py"],
+    ["bench_fusion.py"],
+    ["bench_blindspot_speed.py"],
+    ["baselines.py"],
+    ["bench_denoise.py", "--model", f"shipped={MODEL}", "--train", "single", "blind", "amssd",
+     "--train-minutes", "5"],
+]
+
+
+def main() -> int:
+    failed = []
+    for run in RUNS:
+        print(f"\n=== {' '.join(run)}", flush=True)
+        if subprocess.run([sys.executable, str(HERE / run[0]), *run[1:]]).returncode:
+            failed.append(run[0])
+    # slow tests (long training runs) belong to the benchmark run, not to `make test`
+    print("\n=== slow tests", flush=True)
+    if subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "slow", "--ignore=tests/gui",
+                       str(HERE.parent / "tests")]).returncode:
+        failed.append("slow tests")
+    if failed:
+        print(f"FAILED: {failed}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
