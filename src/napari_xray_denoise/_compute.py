@@ -23,7 +23,6 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-
 WORKER_NICENESS = 10
 
 

@@ -29,6 +29,30 @@ def while_alive(method):
     return wrapper
 
 
+def relay_job(job, on_progress, on_done, on_error, on_finished):
+    """A started napari thread worker that relays a compute job's progress to the GUI.
+
+    ``on_progress(info)`` per progress message, then ``on_done(result)`` or
+    ``on_error(exc)``, then ``on_finished()``; all on the GUI thread.
+    """
+    from napari.qt.threading import thread_worker
+
+    @thread_worker(start_thread=False, ignore_errors=True)  # errors go to on_error
+    def _relay():
+        for info in job.events():
+            if info:
+                yield info
+        return job.result
+
+    worker = _relay()
+    worker.yielded.connect(on_progress)
+    worker.returned.connect(on_done)
+    worker.errored.connect(on_error)
+    worker.finished.connect(on_finished)
+    worker.start()
+    return worker
+
+
 def notify_error(exc: BaseException | str) -> None:
     """One sentence in a napari notification, never a traceback."""
     show_error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

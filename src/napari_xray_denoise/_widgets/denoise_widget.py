@@ -10,7 +10,6 @@ from pathlib import Path
 import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, SpinBox
-from napari.qt.threading import thread_worker
 from napari.utils import progress
 
 from .. import _compute
@@ -19,6 +18,7 @@ from ._common import (
     layer_history_entry,
     notify_error,
     notify_info,
+    relay_job,
     scan_array,
     scans_in_viewer,
     show_image,
@@ -107,23 +107,12 @@ class DenoiseWidget(Container):
             return None
         self._pbar = progress(total=100, desc="Denoising")
         self.status.value = "denoising..."
-        self._worker = self._relay(self._job)
-        self._worker.yielded.connect(self._on_progress)
-        self._worker.returned.connect(lambda result: self._on_done(result, layers, model_path))
-        self._worker.errored.connect(self._on_error)
-        self._worker.finished.connect(self._finish)
+        self._worker = relay_job(self._job, self._on_progress,
+                                 lambda result: self._on_done(result, layers, model_path),
+                                 self._on_error, self._finish)
         self.run_button.enabled = False
         self.cancel_button.enabled = True
-        self._worker.start()
         return self._worker
-
-    @staticmethod
-    @thread_worker(start_thread=False, ignore_errors=True)  # errors go to _on_error
-    def _relay(job):
-        for info in job.events():
-            if info:
-                yield info
-        return job.result
 
     def cancel(self):
         if self._job is not None:

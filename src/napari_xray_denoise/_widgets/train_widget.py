@@ -22,12 +22,11 @@ from magicgui.widgets import (
     Select,
     SpinBox,
 )
-from napari.qt.threading import thread_worker
 from napari.utils import progress
 
 from .. import _compute, io
 from .._session import REGISTRY
-from ._common import notify_error, notify_info, scan_array, scans_in_viewer, while_alive
+from ._common import notify_error, notify_info, relay_job, scan_array, scans_in_viewer, while_alive
 from .loss_plot import LossPlot
 
 METHODS = ["poissongaussian", "poisson", "gaussian", "uncalib", "mse", "amssd"]
@@ -144,23 +143,10 @@ class TrainWidget(Container):
             self._finish()
             notify_error(exc)
             return None
-        self._worker = self._relay(self._job)
-        self._worker.yielded.connect(self._on_progress)
-        self._worker.returned.connect(self._on_done)
-        self._worker.errored.connect(self._on_error)
-        self._worker.finished.connect(self._finish)
+        self._worker = relay_job(self._job, self._on_progress, self._on_done, self._on_error, self._finish)
         self.train_button.enabled = False
         self.stop_button.enabled = True
-        self._worker.start()
         return self._worker
-
-    @staticmethod
-    @thread_worker(start_thread=False, ignore_errors=True)  # errors go to _on_error
-    def _relay(job):
-        for info in job.events():
-            if info:
-                yield info
-        return job.result
 
     def stop(self):
         if self._job is not None:
