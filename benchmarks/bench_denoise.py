@@ -16,6 +16,7 @@ SSIM against the noise-free scan are printed per channel as a markdown table:
 
     python benchmarks/bench_denoise.py --model shipped=src/napari_xray_denoise/data/models/blindspot_phantom.keras
     python benchmarks/bench_denoise.py --train single blind --train-minutes 5 --no-bm3d
+    python benchmarks/bench_denoise.py --train amssd --targets --train-minutes 4 --no-bm3d
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def main() -> int:
     parser.add_argument("--train-minutes", type=float, default=5.0)
     parser.add_argument("--save-trained", default=None, help="folder to keep the models trained here")
     parser.add_argument("--no-bm3d", action="store_true")
+    parser.add_argument("--targets", action="store_true",
+                        help="also score the AMSSD pseudo-targets alone (each default scale)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
 
@@ -87,6 +90,12 @@ def main() -> int:
     methods: dict[str, object] = {"noisy": lambda x: x.astype(np.float32)}
     if not args.no_bm3d:
         methods["BM3D + GAT (exact inverse, fitted noise)"] = bm3d_denoise
+    if args.targets:
+        from napari_xray_denoise.targets import DEFAULT_SCALES, blurred_version
+
+        for factor, a in DEFAULT_SCALES:
+            methods[f"AMSSD target alone (x{factor}, a={a:g})"] = (
+                lambda x, f=factor, a=a: blurred_version(x.astype(np.float64), f, a))
     for spec in args.model:
         name, path = spec.split("=", 1)
         from napari_xray_denoise.core import load_model

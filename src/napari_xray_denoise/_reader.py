@@ -45,7 +45,7 @@ def read_paths(path: str | Sequence[str]):
         if len(group) == 2 and frozenset(str(g) for g in group) in open_sources:
             continue
         try:
-            scan = io.read_scan(group[0]) if len(group) == 1 else io._read_pair(*group)
+            scan = io.read_group(group)
         except io.ScanReadError as exc:
             errors.append(str(exc))
             continue

@@ -216,10 +216,12 @@ def read_scan(path: str | os.PathLike) -> Scan:
 
 def read_scans(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Scan]:
     """Read every scan named by ``paths`` (files, pairs and folders), each once."""
-    scans = []
-    for group in scan_paths(paths):
-        scans.append(_read_pair(*group) if len(group) == 2 else read_scan(group[0]))
-    return scans
+    return [read_group(group) for group in scan_paths(paths)]
+
+
+def read_group(group: Sequence[Path]) -> Scan:
+    """One group of :func:`scan_paths`: a single file, or a (low, high) pair."""
+    return _read_pair(*group) if len(group) == 2 else read_scan(group[0])
 
 
 def read_folder(folder: str | os.PathLike) -> list[Scan]:
