@@ -163,3 +163,29 @@ def scans_in_viewer(viewer) -> dict[str, list[Image]]:
 def scan_array(layers: list[Image]) -> np.ndarray:
     """(C, Y, X) array of a scan's layers (C = 1 or 2)."""
     return np.stack([np.asarray(layer.data) for layer in layers])
+
+
+class JobWidgetMixin:
+    """Shared end-of-job handling for widgets that run a compute job.
+
+    The widget has ``status`` (Label), ``_worker``/``_job``/``_pbar`` and the two buttons
+    named by ``_run_button_name`` (enabled when idle) and ``_stop_button_name``.
+    """
+
+    _run_button_name = "run_button"
+    _stop_button_name = "cancel_button"
+
+    @while_alive
+    def _on_error(self, exc: Exception):
+        notify_error(exc)
+        self.status.value = f"failed: {str(exc).splitlines()[0]}"
+
+    @while_alive
+    def _finish(self):
+        self._worker = None
+        self._job = None
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        getattr(self, self._run_button_name).enabled = True
+        getattr(self, self._stop_button_name).enabled = False

@@ -15,6 +15,7 @@ from napari.utils import progress
 from .. import _compute
 from .._session import REGISTRY
 from ._common import (
+    JobWidgetMixin,
     layer_history_entry,
     notify_error,
     notify_info,
@@ -28,7 +29,10 @@ from ._common import (
 FROM_FILE = "from file..."
 
 
-class DenoiseWidget(Container):
+class DenoiseWidget(JobWidgetMixin, Container):
+    _run_button_name = "run_button"
+    _stop_button_name = "cancel_button"
+
     def __init__(self, viewer: napari.Viewer):
         super().__init__()
         self._viewer = viewer
@@ -147,21 +151,6 @@ class DenoiseWidget(Container):
             self.last_layers.append((layer, new))
         self.bar.value = 100
         self.status.value = f"done: {len(self.last_layers)} layer(s) added"
-
-    @while_alive
-    def _on_error(self, exc: Exception):
-        notify_error(exc)
-        self.status.value = f"failed: {str(exc).splitlines()[0]}"
-
-    @while_alive
-    def _finish(self):
-        self._worker = None
-        self._job = None
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
-        self.run_button.enabled = True
-        self.cancel_button.enabled = False
 
     def toggle_compare(self):
         """One click: source and denoised side by side (grid); again: back as before."""

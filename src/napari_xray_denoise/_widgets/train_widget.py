@@ -26,7 +26,15 @@ from napari.utils import progress
 
 from .. import _compute, io
 from .._session import REGISTRY
-from ._common import notify_error, notify_info, relay_job, scan_array, scans_in_viewer, while_alive
+from ._common import (
+    JobWidgetMixin,
+    notify_error,
+    notify_info,
+    relay_job,
+    scan_array,
+    scans_in_viewer,
+    while_alive,
+)
 from .loss_plot import LossPlot
 
 METHODS = ["poissongaussian", "poisson", "gaussian", "uncalib", "mse", "amssd"]
@@ -42,7 +50,10 @@ PRESETS = {
 }
 
 
-class TrainWidget(Container):
+class TrainWidget(JobWidgetMixin, Container):
+    _run_button_name = "train_button"
+    _stop_button_name = "stop_button"
+
     def __init__(self, viewer: napari.Viewer):
         super().__init__()
         self._viewer = viewer
@@ -175,21 +186,6 @@ class TrainWidget(Container):
         how = "stopped early" if training.get("cancelled") else "finished"
         self.status.value = f"{how}: model '{self.last_model.name}' is ready in the Denoise widget"
         notify_info(f"Training {how}; model '{self.last_model.name}' is ready to denoise.")
-
-    @while_alive
-    def _on_error(self, exc: Exception):
-        notify_error(exc)
-        self.status.value = f"failed: {str(exc).splitlines()[0]}"
-
-    @while_alive
-    def _finish(self):
-        self._worker = None
-        self._job = None
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
-        self.train_button.enabled = True
-        self.stop_button.enabled = False
 
     def save(self):
         if self.last_model is None:
