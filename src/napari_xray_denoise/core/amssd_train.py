@@ -36,9 +36,11 @@ from .data import (
     as_chw_counts,
     choose_scale,
     dihedral,
+    pick_window,
     saturated_mask,
     saturation_levels,
     split_regions,
+    usable_regions,
 )
 from .denoiser import Denoiser
 from .training import FitSchedule, fit
@@ -136,15 +138,7 @@ class PairedCropSampler:
     ):
         self.inputs, self.targets, self.crop, self.augment = inputs, targets, int(crop), augment
         self.groups = np.asarray(groups, dtype=int)
-        self.regions = [r for r in regions if r.y1 - r.y0 >= crop and r.x1 - r.x0 >= crop]
-        if not self.regions:
-            raise ValueError(
-                f"No scan region is at least {crop}x{crop} pixels; use a smaller crop size."
-            )
-        weights = np.array(
-            [(r.y1 - r.y0 - crop + 1) * (r.x1 - r.x0 - crop + 1) for r in self.regions], float
-        )
-        self.weights = weights / weights.sum()
+        self.regions, self.weights = usable_regions(regions, crop)
 
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         s = self.crop
@@ -153,9 +147,7 @@ class PairedCropSampler:
         for i in picks:  # one slice per crop in the batch, not per pixel
             r = self.regions[i]
             g = int(rng.choice(self.groups))
-            y0 = int(rng.integers(r.y0, r.y1 - s + 1))
-            x0 = int(rng.integers(r.x0, r.x1 - s + 1))
-            k = int(rng.integers(8)) if self.augment else 0
+            y0, x0, k = pick_window(rng, r, s, self.augment)
             xs.append(dihedral(self.inputs[r.index][:, y0 : y0 + s, x0 : x0 + s], k, (1, 2)))
             ts.append(dihedral(self.targets[r.index][g, :, y0 : y0 + s, x0 : x0 + s], k, (1, 2)))
         x = np.ascontiguousarray(np.stack(xs).transpose(0, 2, 3, 1), dtype=np.float32)

@@ -110,6 +110,24 @@ class Region:
         return max(0, self.y1 - self.y0) * max(0, self.x1 - self.x0)
 
 
+def usable_regions(regions: Sequence[Region], crop: int) -> tuple[list[Region], np.ndarray]:
+    """Regions that hold a ``crop`` x ``crop`` window, and their sampling probabilities
+    (proportional to the number of window positions). Raises ``ValueError`` if none."""
+    kept = [r for r in regions if r.y1 - r.y0 >= crop and r.x1 - r.x0 >= crop]
+    if not kept:
+        raise ValueError(f"No scan region is at least {crop}x{crop} pixels; use a smaller crop size.")
+    weights = np.array([(r.y1 - r.y0 - crop + 1) * (r.x1 - r.x0 - crop + 1) for r in kept], float)
+    return kept, weights / weights.sum()
+
+
+def pick_window(rng: np.random.Generator, region: Region, crop: int, augment: bool) -> tuple[int, int, int]:
+    """Top-left corner of a random window in ``region`` and a dihedral index (0 if not ``augment``)."""
+    y0 = int(rng.integers(region.y0, region.y1 - crop + 1))
+    x0 = int(rng.integers(region.x0, region.x1 - crop + 1))
+    k = int(rng.integers(8)) if augment else 0
+    return y0, x0, k
+
+
 class CropSampler:
     """Random square crops from regions of in-memory scans, as channels-last batches.
 
@@ -123,15 +141,7 @@ class CropSampler:
         self, images, valid, regions: Sequence[Region], crop: int, *, augment: bool = True
     ):
         self.images, self.valid, self.crop, self.augment = images, valid, int(crop), augment
-        self.regions = [r for r in regions if r.y1 - r.y0 >= crop and r.x1 - r.x0 >= crop]
-        if not self.regions:
-            raise ValueError(
-                f"No scan region is at least {crop}x{crop} pixels; use a smaller crop size."
-            )
-        weights = np.array(
-            [(r.y1 - r.y0 - crop + 1) * (r.x1 - r.x0 - crop + 1) for r in self.regions], float
-        )
-        self.weights = weights / weights.sum()
+        self.regions, self.weights = usable_regions(regions, crop)
 
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
         s = self.crop
@@ -139,9 +149,7 @@ class CropSampler:
         xs, vs = [], []
         for i in picks:  # one slice per crop in the batch, not per pixel
             r = self.regions[i]
-            y0 = int(rng.integers(r.y0, r.y1 - s + 1))
-            x0 = int(rng.integers(r.x0, r.x1 - s + 1))
-            k = int(rng.integers(8)) if self.augment else 0
+            y0, x0, k = pick_window(rng, r, s, self.augment)
             xs.append(dihedral(self.images[r.index][:, y0 : y0 + s, x0 : x0 + s], k, (1, 2)))
             vs.append(dihedral(self.valid[r.index][:, y0 : y0 + s, x0 : x0 + s], k, (1, 2)))
         x = np.ascontiguousarray(np.stack(xs).transpose(0, 2, 3, 1), dtype=np.float32)
