@@ -9,14 +9,19 @@ SSIM against the noise-free scan are printed per channel as a markdown table:
   parameters fitted from the scan itself (``noise.fit_poisson_gaussian``);
 - each model given with ``--model NAME=PATH`` (any .keras written by ``xray-denoise
   train`` or ``scripts/train_shipped_model.py``);
-- models trained here with ``--train VARIANT`` for ``--train-minutes`` each on 12
+- models trained here with ``--train VARIANT`` for each of ``--train-minutes`` on 12
   training bags (scene seeds 1000+, as the shipped model): ``single`` (one-channel
   poissongaussian for each energy), ``blind`` (joint, centre blind in both channels),
-  ``cross`` (joint, each channel sees the other's centre pixel), ``amssd``.
+  ``cross`` (joint, each channel sees the other's centre pixel), ``amssd``, and the
+  supervised upper bounds ``supervised-single`` / ``supervised-joint`` (the same
+  network, not blind, trained on the bags' noisy -> clean pairs). Several minute values
+  give a quality-against-training-time curve; ``--lr-schedule``/``--lr`` set the
+  blind-spot schedule (default: cosine decay over the time budget from 1e-3).
 
     python benchmarks/bench_denoise.py --model shipped=src/napari_xray_denoise/data/models/blindspot_phantom.keras
     python benchmarks/bench_denoise.py --train single blind --train-minutes 5 --no-bm3d
     python benchmarks/bench_denoise.py --train amssd --targets --train-minutes 4 --no-bm3d
+    python benchmarks/bench_denoise.py --train single supervised-single --train-minutes 2 5 10 20 --no-bm3d
 """
 
 from __future__ import annotations
@@ -53,19 +58,28 @@ def test_bags() -> dict[str, object]:
     return {name: make_bag(SHAPE, dose=dose, seed=900 + i) for i, (name, dose) in enumerate(DOSES.items())}
 
 
-def train_variant(variant: str, minutes: float):
-    from train_shipped_model import training_bags
+VARIANTS = ("single", "blind", "cross", "amssd", "supervised-single", "supervised-joint")
 
-    scans = training_bags(12)
+
+def train_variant(variant: str, minutes: float, lr_schedule: str = "cosine", lr: float = 1e-3,
+                  noise_per_scan: bool = True):
+    from train_shipped_model import training_phantoms
+
+    phantoms = training_phantoms(12)
+    scans = [p.noisy for p in phantoms]
     if variant == "amssd":
         from napari_xray_denoise.core.amssd_train import AmssdConfig, train_amssd
 
         return train_amssd(scans, AmssdConfig(steps=100_000), cancel=Deadline(minutes))
     from napari_xray_denoise.core import TrainConfig, train_blindspot
 
-    joint = {"single": "separate", "blind": "blind", "cross": "cross"}[variant]
-    return train_blindspot(scans, TrainConfig(mode="poissongaussian", joint=joint, steps=100_000, val_every=100),
-                           cancel=Deadline(minutes))
+    supervised = variant.startswith("supervised")
+    joint = {"single": "separate", "blind": "blind", "cross": "cross", "supervised-single": "separate",
+             "supervised-joint": "blind"}[variant]
+    config = TrainConfig(mode="supervised" if supervised else "poissongaussian", joint=joint, steps=1_000_000,
+                         val_every=100, minutes=minutes, lr_schedule=lr_schedule, learning_rate=lr,
+                         early_stop_patience=1_000, noise_per_scan=noise_per_scan)
+    return train_blindspot(scans, config, clean=[p.clean for p in phantoms] if supervised else None)
 
 
 def bm3d_denoise(noisy: np.ndarray) -> np.ndarray:
@@ -77,8 +91,12 @@ def bm3d_denoise(noisy: np.ndarray) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
-    parser.add_argument("--train", nargs="*", default=[], choices=["single", "blind", "cross", "amssd"])
-    parser.add_argument("--train-minutes", type=float, default=5.0)
+    parser.add_argument("--train", nargs="*", default=[], choices=VARIANTS)
+    parser.add_argument("--train-minutes", type=float, nargs="+", default=[5.0])
+    parser.add_argument("--lr-schedule", default="cosine", choices=["cosine", "plateau"])
+    parser.add_argument("--noise", default="per-scan", choices=["per-scan", "shared"],
+                        help="blind-spot training noise law: fitted on each training scan, or one learnt for all")
+    parser.add_argument("--lr", type=float, default=1e-3, help="peak (cosine) or initial (plateau) learning rate")
     parser.add_argument("--save-trained", default=None, help="folder to keep the models trained here")
     parser.add_argument("--no-bm3d", action="store_true")
     parser.add_argument("--targets", action="store_true",
@@ -103,15 +121,20 @@ def main() -> int:
         model = load_model(path)
         methods[name] = model.denoise
     for variant in args.train:
-        t0 = time.monotonic()
-        model = train_variant(variant, args.train_minutes)
-        minutes = (time.monotonic() - t0) / 60
-        steps = model.metadata.get("training", {}).get("steps")
-        name = f"trained here: {variant} ({minutes:.1f} min, {steps} steps)"
-        if args.save_trained:
-            Path(args.save_trained).mkdir(parents=True, exist_ok=True)
-            model.save(Path(args.save_trained) / f"{variant}.keras")
-        methods[name] = model.denoise
+        for budget in args.train_minutes:
+            t0 = time.monotonic()
+            model = train_variant(variant, budget, args.lr_schedule, args.lr, args.noise == "per-scan")
+            minutes = (time.monotonic() - t0) / 60
+            steps = model.metadata.get("training", {}).get("steps")
+            sched = "" if variant == "amssd" else f", {args.lr_schedule} lr {args.lr:g}"
+            if variant in ("single", "blind", "cross"):
+                sched += f", {args.noise} noise"
+            name = f"trained here: {variant} ({minutes:.1f} min, {steps} steps{sched})"
+            if args.save_trained:
+                Path(args.save_trained).mkdir(parents=True, exist_ok=True)
+                model.save(Path(args.save_trained) / f"{variant}_{budget:g}min.keras")
+            methods[name] = model.denoise
+            print(f"trained {name}", flush=True)
 
     rows = []
     for method, fn in methods.items():

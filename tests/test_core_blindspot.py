@@ -513,3 +513,132 @@ def test_phantom_bag_quality_improves():
         mse_noisy = np.mean((test.noisy[c] - test.clean[c]) ** 2)
         mse_out = np.mean((out[c] - test.clean[c]) ** 2)
         assert mse_out < 0.5 * mse_noisy
+
+
+# ---------------------------------------------------------- schedules, supervised bound
+def test_cosine_schedule_warms_up_peaks_and_decays_to_min_lr():
+    from napari_xray_denoise.core.training import FitSchedule
+
+    s = FitSchedule(steps=1000, learning_rate=1e-3, min_lr=1e-6, lr_schedule="cosine")
+    assert s.cosine_lr(0.0) == pytest.approx(1e-5)  # 1% of the peak, never 0
+    assert s.cosine_lr(0.01) == pytest.approx(5e-4)  # half-way through the 2% warm-up
+    assert s.cosine_lr(0.02) == pytest.approx(1e-3)
+    mid = s.cosine_lr(0.51)
+    assert mid == pytest.approx(1e-6 + (1e-3 - 1e-6) * 0.5, rel=1e-6)
+    assert s.cosine_lr(1.0) == pytest.approx(1e-6)
+    lrs = [s.cosine_lr(f) for f in np.linspace(0.02, 1.0, 50)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    # the time budget drives the fraction when it is further along than the steps
+    timed = FitSchedule(steps=1000, max_minutes=1.0)
+    assert timed.progress(10, 30.0) == pytest.approx(0.5)
+    assert timed.progress(900, 30.0) == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        FitSchedule(lr_schedule="step")
+    with pytest.raises(ValueError, match="max_minutes"):
+        FitSchedule(max_minutes=0)
+
+
+def test_fit_stops_on_its_time_budget_at_a_low_learning_rate():
+    import time
+
+    import keras
+
+    from napari_xray_denoise.core.training import FitSchedule, fit
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    x = np.ones((2, 4), np.float32)
+
+    def slow_batch():
+        time.sleep(0.01)
+        return x, x
+
+    def loss(targets, outputs):
+        return keras.ops.mean(keras.ops.square(outputs - targets[:, :1]))
+
+    schedule = FitSchedule(steps=10**6, learning_rate=1e-2, min_lr=1e-5, val_every=5,
+                           lr_schedule="cosine", max_minutes=0.02)
+    t0 = time.perf_counter()
+    result = fit(model, loss, slow_batch, [(x, x)], schedule)
+    assert result.out_of_time and not result.cancelled
+    assert 1.0 <= time.perf_counter() - t0 < 10.0
+    assert 10 < result.steps_done < 10**6
+    assert result.final_learning_rate < 1e-3  # decayed towards min_lr, not left at the peak
+
+
+def test_supervised_model_sees_its_centre_pixel():
+    model = core.build_blindspot_model(channels=2, joint="blind", mode="supervised", **TINY)
+    _randomise(model)
+    x = np.random.default_rng(1).random((1, 32, 32, 2)).astype(np.float32)
+    for out_channel in range(2):
+        grad = _input_gradient(model, x, out_channel, (16, 16))
+        assert np.all(grad[16, 16] != 0.0)  # both channels' centre values
+    with pytest.raises(ValueError, match="supervised"):
+        core.build_blindspot_model(channels=2, joint="cross", mode="supervised", **TINY)
+
+
+def test_supervised_training_learns_from_clean_pairs(dual_scan):
+    noisy, clean = dual_scan
+    den = core.train_blindspot(
+        [noisy], _tiny_config(mode="supervised", steps=40, learning_rate=3e-3), clean=[clean]
+    )
+    assert den.mode == "supervised" and den.metadata["joint"] == "blind"
+    assert den.metadata["training"]["steps"] == 40
+    out = den.denoise(noisy)
+    assert out.shape == noisy.shape and out.dtype == np.float32
+    assert den.last_noise == [{"model": "none"}] * 2
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    err_out = np.mean((out - clean)[inner] ** 2)
+    err_in = np.mean((noisy.astype(np.float64) - clean)[inner] ** 2)
+    assert err_out < err_in  # 40 tiny steps already beat the noisy input
+    # "separate" trains one 1-channel supervised model on both channels
+    sep = core.train_blindspot(
+        [noisy], _tiny_config(mode="supervised", joint="separate", steps=2), clean=[clean]
+    )
+    assert sep.channels == 1 and sep.denoise(noisy).shape == noisy.shape
+
+
+def test_supervised_training_input_errors(dual_scan):
+    noisy, clean = dual_scan
+    with pytest.raises(ValueError, match="needs the clean scans"):
+        core.train_blindspot([noisy], _tiny_config(mode="supervised"))
+    with pytest.raises(ValueError, match="go with mode 'supervised' only"):
+        core.train_blindspot([noisy], _tiny_config(), clean=[clean])
+    with pytest.raises(ValueError, match="one to one"):
+        core.train_blindspot([noisy], _tiny_config(mode="supervised"), clean=[clean[:, :64]])
+
+
+def test_per_scan_noise_loss_uses_the_crops_own_noise_law():
+    from napari_xray_denoise.core.blindspot import make_blindspot_loss
+
+    rng = np.random.default_rng(0)
+    y = rng.random((2, 4, 4, 1)).astype(np.float32)
+    mu = rng.random((2, 4, 4, 1)).astype(np.float32)
+    s = 0.01 * np.ones_like(y)
+    learnt = np.full_like(y, 123.0)  # the model's own noise output: must be ignored
+    a = np.concatenate([np.full((1, 4, 4, 1), 1e-3), np.full((1, 4, 4, 1), 4e-3)]).astype(np.float32)
+    b = np.full_like(y, 1e-5)
+    targets = np.concatenate([y, np.ones_like(y), a, b], axis=-1)
+    outputs = np.concatenate([mu, s, learnt], axis=-1)
+    loss = make_blindspot_loss("poissongaussian", 1, [1e-3], per_scan_noise=True)
+    total = (s**2 + a * mu + b) / 1e-3
+    expected = np.mean((y - mu) ** 2 / 1e-3 / total + np.log(total))
+    assert float(loss(targets, outputs)) == pytest.approx(float(expected), rel=1e-5)
+    with pytest.raises(ValueError, match="calibrated"):
+        make_blindspot_loss("uncalib", 1, [1e-3], per_scan_noise=True)
+
+
+def test_training_fits_each_scans_noise_when_asked():
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:96, :128]
+    clean = np.stack([20000 + 15000 * np.sin(xx / 20.0) * np.cos(yy / 28.0)] * 2)
+    scans = [np.clip(np.round(g * rng.poisson(clean / g) + rng.normal(0, 25, clean.shape)), 0, 65535)
+             .astype(np.uint16) for g in (4.0, 32.0)]
+    den = core.train_blindspot(scans, _tiny_config(steps=4, noise_per_scan=True, joint="blind"))
+    fits = den.metadata["noise"]["per_scan_counts"]
+    assert len(fits) == 2 and len(fits[0]) == 2
+    for fit, gain in zip(fits, (4.0, 32.0)):  # small images: the fits are rough
+        for ch in fit:
+            assert ch["a_counts"] == pytest.approx(gain, rel=0.35)
+    for c in range(2):  # but each scan clearly gets its own law
+        assert 5.0 < fits[1][c]["a_counts"] / fits[0][c]["a_counts"] < 12.0
+    assert den.denoise(scans[0]).shape == scans[0].shape

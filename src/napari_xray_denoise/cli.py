@@ -224,6 +224,10 @@ def cmd_train(args) -> int:
               "mixed_bfloat16": args.bf16, "jit_compile": args.xla}
     if args.learning_rate is not None:
         common["learning_rate"] = args.learning_rate
+    if args.minutes is not None:
+        common["minutes"] = args.minutes
+    if args.lr_schedule is not None:
+        common["lr_schedule"] = args.lr_schedule
     bar = _Bar(f"train {args.method}", disable=args.quiet)
     try:
         if args.method == "amssd":
@@ -236,7 +240,8 @@ def cmd_train(args) -> int:
             from .core import TrainConfig, train_blindspot
 
             size = {"cpu": {}, "source": {"enc_filters": 48, "dec_filters": 96, "levels": 5}}[args.size]
-            config = TrainConfig(mode=args.method, joint=args.joint, **size, **common)
+            config = TrainConfig(mode=args.method, joint=args.joint, noise_per_scan=args.noise == "per-scan",
+                                 **size, **common)
             model = train_blindspot(scans, config, on_progress=bar, resume_from=args.resume,
                                     checkpoint_path=args.checkpoint)
     finally:
@@ -326,7 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop-size", type=int, default=64)
-    p.add_argument("--learning-rate", type=float, default=None)
+    p.add_argument("--learning-rate", type=float, default=None,
+                   help="peak learning rate (default 1e-3 blind-spot, 1e-3 AMSSD)")
+    p.add_argument("--lr-schedule", default=None, choices=["cosine", "plateau"],
+                   help="cosine decay to the end of the run (blind-spot default) or halving on plateaus")
+    p.add_argument("--minutes", type=float, default=None,
+                   help="time budget: stop after this many minutes (or --steps, whichever comes first)")
+    p.add_argument("--noise", default="per-scan", choices=["per-scan", "shared"],
+                   help="calibrated modes: fit each training scan's noise (default) or learn one law for all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", help="continue training from this .keras model")
     p.add_argument("--checkpoint", help="rewrite this .keras file at every new best validation loss")

@@ -73,7 +73,10 @@ class TrainWidget(JobWidgetMixin, Container):
         self.steps = SpinBox(value=2000, min=10, max=1_000_000, step=100, label="steps")
         self.crop = SpinBox(value=64, min=32, max=512, step=32, label="crop size")
         self.batch = SpinBox(value=8, min=1, max=128, label="batch size")
-        self.lr = FloatSpinBox(value=3e-4, min=1e-6, max=1e-1, step=1e-4, label="learning rate")
+        self.lr = FloatSpinBox(value=1e-3, min=1e-6, max=1e-1, step=1e-4, label="learning rate")
+        self.minutes = FloatSpinBox(value=0.0, min=0.0, max=10_000.0, step=1.0, label="time budget (min)",
+                                    tooltip="stop after this many minutes (0: no limit); the learning rate "
+                                            "decays to the end of whichever of steps or time runs out first")
         self.seed = SpinBox(value=0, min=0, max=2**31 - 1, label="seed")
         self.train_button = PushButton(text="Train")
         self.stop_button = PushButton(text="Stop", enabled=False,
@@ -83,7 +86,7 @@ class TrainWidget(JobWidgetMixin, Container):
         self.bar = ProgressBar(value=0, min=0, max=100, label="progress")
         self.status = Label(value="")
         self.extend([self.method, self.source, self.scans, self.folder, self.joint, self.preset, self.steps,
-                     self.crop, self.batch, self.lr, self.seed, self.train_button, self.stop_button,
+                     self.minutes, self.crop, self.batch, self.lr, self.seed, self.train_button, self.stop_button,
                      self.bar, self.status, self.save_path, self.save_button])
         self.plot = LossPlot()
         self.native.layout().addWidget(self.plot)
@@ -118,13 +121,13 @@ class TrainWidget(JobWidgetMixin, Container):
         return scans
 
     def config(self) -> dict:
+        common = {"steps": self.steps.value, "crop_size": self.crop.value, "batch_size": self.batch.value,
+                  "learning_rate": self.lr.value, "seed": self.seed.value,
+                  "minutes": self.minutes.value if self.minutes.value > 0 else None}
         if self.method.value == "amssd":
-            return {"steps": self.steps.value, "crop_size": self.crop.value, "batch_size": self.batch.value,
-                    "learning_rate": self.lr.value, "seed": self.seed.value}
+            return common
         enc, dec, levels = PRESETS[self.preset.value]
-        return {"joint": self.joint.value, "enc_filters": enc, "dec_filters": dec, "levels": levels,
-                "steps": self.steps.value, "crop_size": self.crop.value, "batch_size": self.batch.value,
-                "learning_rate": self.lr.value, "seed": self.seed.value}
+        return {**common, "joint": self.joint.value, "enc_filters": enc, "dec_filters": dec, "levels": levels}
 
     # -- running ----------------------------------------------------------------------
     @property

@@ -12,11 +12,10 @@ Saturated pixels get their own (clipped) value as target and pass through at inf
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from .amssd import (
 from .data import (
     Region,
     as_chw_counts,
+    check_training_scans,
     choose_scale,
     dihedral,
     pick_window,
@@ -43,7 +43,7 @@ from .data import (
     usable_regions,
 )
 from .denoiser import Denoiser
-from .training import FitSchedule, fit
+from .training import LR_SCHEDULES, RunSummary, fit, schedule_from_config
 
 #: the four groups of the aggregated set: 0 = noisy -> noisy, k >= 1 = noisy -> blurred k
 ALL_GROUPS = (0, 1, 2, 3)
@@ -83,6 +83,8 @@ class AmssdConfig:
     lr_patience: int = 5
     min_lr: float = 1e-6
     early_stop_patience: int = 15
+    lr_schedule: str = "plateau"
+    minutes: float | None = None
     seed: int = 0
     scales: Sequence[tuple[int, float]] = field(default_factory=lambda: list(DEFAULT_SCALES))
     groups: Sequence[int] = ALL_GROUPS
@@ -109,6 +111,12 @@ class AmssdConfig:
             raise ValueError("overlap must be at least 0 and less than half the tile size.")
         if not self.learning_rate > 0:
             raise ValueError("learning_rate must be positive.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}."
+            )
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError("minutes must be positive, or None to train for `steps` steps.")
         if self.scale is not None and not self.scale > 0:
             raise ValueError("scale must be positive (counts per x01 unit) or None for automatic.")
         n_groups = 1 + len(self.scales)
@@ -198,19 +206,9 @@ def train_amssd(
     """
     config = AmssdConfig() if config is None else config
     config.check()
-    if isinstance(scans, np.ndarray):
-        scans = [scans]
-    if len(scans) == 0:
-        raise ValueError("Training needs at least one scan.")
-    counts = [as_chw_counts(s, name=f"scan {i}") for i, s in enumerate(scans)]
-    n_data_ch = counts[0].shape[0]
-    if any(c.shape[0] != n_data_ch for c in counts):
-        raise ValueError("All training scans must have the same number of channels.")
-    if n_data_ch > 2:
-        raise ValueError(f"Scans must have 1 or 2 channels (low, high energy), got {n_data_ch}.")
     crop = int(config.crop_size)
-    if any(min(c.shape[1:]) < crop for c in counts):
-        raise ValueError(f"Every scan must be at least {crop}x{crop} pixels; lower crop_size.")
+    counts = check_training_scans(scans, crop, convert=as_chw_counts)
+    n_scans, n_data_ch = len(counts), counts[0].shape[0]
 
     resumed = load_model(resume_from) if resume_from is not None else None
     if resumed is not None:
@@ -296,32 +294,9 @@ def train_amssd(
         "optimizer": "Adam with gradient centralisation",
         "training": {},
     }
-    t0 = _dt.datetime.now()
-
-    def summary(
-        *,
-        steps: int,
-        best_val_loss: float,
-        best_step: int,
-        cancelled=False,
-        stopped_early=False,
-        final_learning_rate=None,
-    ) -> dict:
-        return {
-            "steps": int(prev.get("steps", 0)) + int(steps),
-            "best_val_loss": best_val_loss if math.isfinite(best_val_loss) else None,
-            "best_step": int(prev.get("steps", 0)) + int(best_step),
-            "minutes": float(prev.get("minutes", 0.0))
-            + (_dt.datetime.now() - t0).total_seconds() / 60.0,
-            "cancelled": bool(cancelled),
-            "stopped_early": bool(stopped_early),
-            "final_learning_rate": final_learning_rate,
-            "validation": val_how,
-            "n_scans": len(scans),
-            "config": asdict(config),
-            "resumed_from": str(resume_from) if resume_from is not None else None,
-            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }
+    summary = RunSummary(
+        previous=prev, validation=val_how, n_scans=n_scans, config=config, resumed_from=resume_from
+    )
 
     def on_new_best(step: int, val_loss: float) -> None:
         if checkpoint_path is not None:
@@ -331,16 +306,7 @@ def train_amssd(
             }
             make_denoiser(model, meta).save(checkpoint_path)
 
-    schedule = FitSchedule(
-        steps=config.steps,
-        learning_rate=config.learning_rate,
-        val_every=config.val_every,
-        lr_factor=config.lr_factor,
-        lr_patience=config.lr_patience,
-        min_lr=config.min_lr,
-        early_stop_patience=config.early_stop_patience,
-        jit_compile=config.jit_compile,
-    )
+    schedule = schedule_from_config(config)
     result = fit(
         model,
         amssd_loss,
@@ -352,14 +318,7 @@ def train_amssd(
         cancel=cancel,
         on_new_best=on_new_best,
     )
-    metadata["training"] = summary(
-        steps=result.steps_done,
-        best_val_loss=result.best_val_loss,
-        best_step=result.best_step,
-        cancelled=result.cancelled,
-        stopped_early=result.stopped_early,
-        final_learning_rate=result.final_learning_rate,
-    )
+    metadata["training"] = summary.of(result)
     denoiser = make_denoiser(model, metadata)
     if checkpoint_path is not None:
         denoiser.save(checkpoint_path)

@@ -19,6 +19,10 @@ cross-channel covariance.
 
 Model output: float32 ``(B, Y, X, 3C)`` = ``[loc_0..loc_C-1, std_0.., noise_var_0..]`` in
 x01 units (noise_var is 0 for modes ``mse`` and ``uncalib``).
+
+``mode="supervised"`` builds the same network with the raw centre values of every
+channel concatenated to the head's input: not blind, for training on noisy -> clean
+pairs; ``loc`` is then the estimate itself (the upper bound of the benchmarks).
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from .layers import ChannelScale, NoiseVariance, RingMean, Rot90, SelectChannels
 ops = keras.ops
 
 MODES = ("mse", "uncalib", "gaussian", "poisson", "poissongaussian")
+#: not a blind-spot mode: the same network whose head also sees the centre pixel of every
+#: channel, trained on noisy -> clean pairs (the benchmark's supervised upper bound)
+SUPERVISED = "supervised"
+ALL_MODES = (*MODES, SUPERVISED)
 CALIBRATED_MODES = ("gaussian", "poisson", "poissongaussian")
 JOINT_VARIANTS = ("single", "blind", "cross")
 
@@ -153,8 +161,12 @@ def build_blindspot_model(
     vertical U-Net in bfloat16 (the head and the outputs stay float32).
     Raises ``ValueError`` for an unknown mode/joint variant or bad sizes.
     """
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}; choose one of {MODES}.")
+    if mode not in ALL_MODES:
+        raise ValueError(f"Unknown mode {mode!r}; choose one of {ALL_MODES}.")
+    if mode == SUPERVISED and joint == "cross":
+        raise ValueError(
+            "mode 'supervised' sees every centre pixel already: use joint 'blind' or 'single'."
+        )
     if joint not in JOINT_VARIANTS:
         raise ValueError(f"Unknown joint variant {joint!r}; choose one of {JOINT_VARIANTS}.")
     if (
@@ -181,6 +193,8 @@ def build_blindspot_model(
         for k in range(4)
     ]
     feats = keras.layers.Concatenate(name="rotations")(feats)
+    if mode == SUPERVISED:  # not blind: the head also sees the centre pixels
+        feats = keras.layers.Concatenate(name="with_centre")([feats, inp])
     if joint == "cross":
         # shared first head layer on the blind features, plus per output channel a 1x1
         # term from the *other* channels' raw centre values (never its own)
@@ -220,22 +234,37 @@ def build_blindspot_model(
     return keras.Model(inp, out, name=f"blindspot_{mode}_{joint}")
 
 
-def make_blindspot_loss(mode: str, channels: int, var_unit: Sequence[float], reg: float = 0.0):
+def make_blindspot_loss(
+    mode: str,
+    channels: int,
+    var_unit: Sequence[float],
+    reg: float = 0.0,
+    *,
+    per_scan_noise: bool = False,
+):
     """Loss ``loss_fn(targets, outputs)`` of a blind-spot model (a float32 scalar).
 
     ``targets``: ``(B, Y, X, 2C)`` = noisy x01 values then a 0/1 validity mask (0 for
     saturated pixels, which are left out). ``outputs``: the model's ``(B, Y, X, 3C)``.
+    ``per_scan_noise`` (calibrated modes): ``targets`` carry 2C more channels, the noise
+    law ``n^2 = a * mu + b`` (x01 units) fitted on the scan each crop came from, used
+    instead of the model's own noise output (training scans of different doses).
     Per pixel (``t`` a total variance, variances divided by the channel's ``var_unit``
     so values are O(1)):
 
-    - ``mse``: (y - mu)^2
+    - ``mse``: (y - mu)^2; ``supervised``: the same with ``y`` the clean values
     - ``uncalib``: (y - mu)^2 / t + log t,  t = s^2 + 1e-3 (relative floor)
     - calibrated: (y - mu)^2 / t + log t + reg * |s| / s_unit,  t = s^2 + n^2
     """
-    if mode not in MODES:
-        raise ValueError(f"Unknown mode {mode!r}; choose one of {MODES}.")
+    if mode not in ALL_MODES:
+        raise ValueError(f"Unknown mode {mode!r}; choose one of {ALL_MODES}.")
+    if per_scan_noise and mode not in CALIBRATED_MODES:
+        raise ValueError(
+            f"Per-scan noise needs a calibrated mode {CALIBRATED_MODES}, got {mode!r}."
+        )
     var_unit_t = ops.convert_to_tensor([float(v) for v in var_unit], dtype="float32")
     std_unit_t = ops.sqrt(var_unit_t)
+    var_floor_t = var_unit_t * VAR_FLOOR_REL
     c = channels
 
     def loss_fn(targets, outputs):
@@ -243,8 +272,11 @@ def make_blindspot_loss(mode: str, channels: int, var_unit: Sequence[float], reg
         outputs = ops.cast(outputs, "float32")
         y, valid = targets[..., :c], targets[..., c : 2 * c]
         mu, s, n2 = outputs[..., :c], outputs[..., c : 2 * c], outputs[..., 2 * c : 3 * c]
+        if per_scan_noise:
+            a, b = targets[..., 2 * c : 3 * c], targets[..., 3 * c : 4 * c]
+            n2 = ops.maximum(a * ops.maximum(mu, 0.0) + b, var_floor_t)
         err2 = ops.square(y - mu) / var_unit_t
-        if mode == "mse":
+        if mode in ("mse", SUPERVISED):
             per_pixel = err2
         else:
             total = ops.square(s) / var_unit_t + (UNCALIB_EPS_REL if mode == "uncalib" else 0.0)

@@ -41,6 +41,27 @@ def as_chw_counts(scan: np.ndarray, *, name: str = "scan") -> np.ndarray:
     return as_chw(scan, name=name).astype(np.float32, copy=False)
 
 
+def check_training_scans(scans, crop: int, *, convert=as_chw) -> list[np.ndarray]:
+    """The training scans as a list of ``(C, Y, X)`` arrays (``convert`` of each one).
+
+    Raises ``ValueError`` (one sentence) for no scans, unequal channel counts, more than 2
+    channels, or a scan smaller than ``crop`` x ``crop``.
+    """
+    if isinstance(scans, np.ndarray):
+        scans = [scans]
+    if len(scans) == 0:
+        raise ValueError("Training needs at least one scan.")
+    counts = [convert(s, name=f"scan {i}") for i, s in enumerate(scans)]
+    n_ch = counts[0].shape[0]
+    if any(c.shape[0] != n_ch for c in counts):
+        raise ValueError("All training scans must have the same number of channels.")
+    if n_ch > 2:
+        raise ValueError(f"Scans must have 1 or 2 channels (low, high energy), got {n_ch}.")
+    if any(min(c.shape[1:]) < crop for c in counts):
+        raise ValueError(f"Every scan must be at least {crop}x{crop} pixels; lower crop_size.")
+    return counts
+
+
 def choose_scale(scans: Sequence[np.ndarray]) -> float:
     """The normalisation ``scale`` for counts: the full range of the bit depth in use.
 
@@ -115,12 +136,16 @@ def usable_regions(regions: Sequence[Region], crop: int) -> tuple[list[Region], 
     (proportional to the number of window positions). Raises ``ValueError`` if none."""
     kept = [r for r in regions if r.y1 - r.y0 >= crop and r.x1 - r.x0 >= crop]
     if not kept:
-        raise ValueError(f"No scan region is at least {crop}x{crop} pixels; use a smaller crop size.")
+        raise ValueError(
+            f"No scan region is at least {crop}x{crop} pixels; use a smaller crop size."
+        )
     weights = np.array([(r.y1 - r.y0 - crop + 1) * (r.x1 - r.x0 - crop + 1) for r in kept], float)
     return kept, weights / weights.sum()
 
 
-def pick_window(rng: np.random.Generator, region: Region, crop: int, augment: bool) -> tuple[int, int, int]:
+def pick_window(
+    rng: np.random.Generator, region: Region, crop: int, augment: bool
+) -> tuple[int, int, int]:
     """Top-left corner of a random window in ``region`` and a dihedral index (0 if not ``augment``)."""
     y0 = int(rng.integers(region.y0, region.y1 - crop + 1))
     x0 = int(rng.integers(region.x0, region.x1 - crop + 1))
@@ -144,9 +169,17 @@ class CropSampler:
         self.regions, self.weights = usable_regions(regions, crop)
 
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        x, v, _ = self.sample_with_index(rng, batch)
+        return x, v
+
+    def sample_with_index(
+        self, rng: np.random.Generator, batch: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, valid, index)``: a batch and, per crop, the index of the image it came from."""
         s = self.crop
         picks = rng.choice(len(self.regions), size=batch, p=self.weights)
         xs, vs = [], []
+        index = np.array([self.regions[i].index for i in picks], dtype=np.int64)
         for i in picks:  # one slice per crop in the batch, not per pixel
             r = self.regions[i]
             y0, x0, k = pick_window(rng, r, s, self.augment)
@@ -154,7 +187,7 @@ class CropSampler:
             vs.append(dihedral(self.valid[r.index][:, y0 : y0 + s, x0 : x0 + s], k, (1, 2)))
         x = np.ascontiguousarray(np.stack(xs).transpose(0, 2, 3, 1), dtype=np.float32)
         v = np.ascontiguousarray(np.stack(vs).transpose(0, 2, 3, 1), dtype=np.float32)
-        return x, v
+        return x, v, index
 
 
 def split_regions(

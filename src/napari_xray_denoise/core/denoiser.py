@@ -248,7 +248,7 @@ class Denoiser:
         """Posterior mean (x01, ``(Y, X, c)``) from network outputs; records ``last_noise``."""
         c = y.shape[-1]
         mu, std, noise_var = raw[..., :c], raw[..., c : 2 * c], raw[..., 2 * c : 3 * c]
-        if self.mode == "mse":
+        if self.mode in ("mse", "supervised"):
             self.last_noise.extend({"model": "none"} for _ in range(c))
             return mu
         if self.mode != "uncalib":

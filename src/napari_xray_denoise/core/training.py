@@ -5,14 +5,21 @@ outputs) -> scalar`` and a batch sampler, and does Adam steps with best-validati
 weights kept in memory, learning-rate reduction on plateau, early stopping, a progress
 callback and a cancel flag checked before every step. Batches have a fixed shape, so the
 step function is traced once.
+
+Two learning-rate schedules: ``"plateau"`` (halve on a validation plateau) and
+``"cosine"`` (a short linear warm-up, then cosine decay to ``min_lr`` over the run). A run
+ends after ``steps`` steps or ``max_minutes`` minutes, whichever comes first; the cosine
+schedule follows whichever of the two is further along, so a time-budgeted run still
+ends at a low learning rate (what a short CPU run needs most).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -33,6 +40,35 @@ class FitSchedule:
     min_lr: float = 1e-6
     early_stop_patience: int = 15
     jit_compile: bool = False
+    lr_schedule: str = "plateau"
+    max_minutes: float | None = None
+    warmup_fraction: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}."
+            )
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError("max_minutes must be positive (or None for no time limit).")
+
+    def progress(self, step: int, seconds: float) -> float:
+        """Fraction of the run done after ``step`` steps and ``seconds`` seconds (0..1)."""
+        frac = step / self.steps
+        if self.max_minutes is not None:
+            frac = max(frac, seconds / (60.0 * self.max_minutes))
+        return min(1.0, frac)
+
+    def cosine_lr(self, fraction: float) -> float:
+        """Learning rate of the cosine schedule at ``fraction`` of the run."""
+        if fraction < self.warmup_fraction:
+            return self.learning_rate * max(fraction / self.warmup_fraction, 0.01)
+        f = (fraction - self.warmup_fraction) / max(1e-12, 1.0 - self.warmup_fraction)
+        low = min(self.min_lr, self.learning_rate)
+        return low + (self.learning_rate - low) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, f)))
+
+
+LR_SCHEDULES = ("plateau", "cosine")
 
 
 @dataclass
@@ -44,9 +80,80 @@ class FitResult:
     best_step: int = 0
     cancelled: bool = False
     stopped_early: bool = False
+    out_of_time: bool = False
     seconds: float = 0.0
     final_learning_rate: float = 0.0
     history: list[dict] = field(default_factory=list)
+
+
+def schedule_from_config(config) -> FitSchedule:
+    """The :class:`FitSchedule` of a training config (``TrainConfig``, ``AmssdConfig``)."""
+    return FitSchedule(
+        steps=config.steps,
+        learning_rate=config.learning_rate,
+        val_every=config.val_every,
+        lr_factor=config.lr_factor,
+        lr_patience=config.lr_patience,
+        min_lr=config.min_lr,
+        early_stop_patience=config.early_stop_patience,
+        jit_compile=config.jit_compile,
+        lr_schedule=config.lr_schedule,
+        max_minutes=config.minutes,
+    )
+
+
+class RunSummary:
+    """Builds the ``metadata["training"]`` dict of a run, resumed runs adding up.
+
+    ``previous``: the summary of the run resumed from (or ``{}``); ``validation``: how
+    the validation set was chosen; ``config``: the run's dataclass config.
+    """
+
+    def __init__(self, *, previous: dict, validation: str, n_scans: int, config, resumed_from=None):
+        self.previous, self.validation, self.n_scans = previous or {}, validation, n_scans
+        self.config, self.resumed_from = config, resumed_from
+        self.t0 = _dt.datetime.now()
+
+    def __call__(
+        self,
+        *,
+        steps: int,
+        best_val_loss: float,
+        best_step: int,
+        cancelled: bool = False,
+        stopped_early: bool = False,
+        out_of_time: bool = False,
+        final_learning_rate: float | None = None,
+    ) -> dict:
+        done = int(self.previous.get("steps", 0))
+        return {
+            "steps": done + int(steps),
+            "best_val_loss": best_val_loss if math.isfinite(best_val_loss) else None,
+            "best_step": done + int(best_step),
+            "minutes": float(self.previous.get("minutes", 0.0))
+            + (_dt.datetime.now() - self.t0).total_seconds() / 60.0,
+            "cancelled": bool(cancelled),
+            "stopped_early": bool(stopped_early),
+            "out_of_time": bool(out_of_time),
+            "final_learning_rate": final_learning_rate,
+            "validation": self.validation,
+            "n_scans": int(self.n_scans),
+            "config": asdict(self.config),
+            "resumed_from": str(self.resumed_from) if self.resumed_from is not None else None,
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def of(self, result: FitResult) -> dict:
+        """The summary of a finished :func:`fit`."""
+        return self(
+            steps=result.steps_done,
+            best_val_loss=result.best_val_loss,
+            best_step=result.best_step,
+            cancelled=result.cancelled,
+            stopped_early=result.stopped_early,
+            out_of_time=result.out_of_time,
+            final_learning_rate=result.final_learning_rate,
+        )
 
 
 def make_optimizer(learning_rate: float) -> keras.optimizers.Optimizer:
@@ -119,16 +226,25 @@ def fit(
             return
         since_best_lr += 1
         since_best_stop += 1
+        if cosine:
+            return
         if since_best_lr >= schedule.lr_patience and lr > schedule.min_lr:
             optimizer.learning_rate.assign(max(schedule.min_lr, lr * schedule.lr_factor))
             since_best_lr = 0
 
+    cosine = schedule.lr_schedule == "cosine"
     step = 0
     last_validated = -1
     while step < schedule.steps:
         if cancel is not None and cancel.is_set():
             result.cancelled = True
             break
+        fraction = schedule.progress(step, time.perf_counter() - t0)
+        if step > 0 and fraction >= 1.0:  # time budget spent
+            result.out_of_time = True
+            break
+        if cosine:
+            optimizer.learning_rate.assign(schedule.cosine_lr(fraction))
         x, t = sample_batch()
         loss = float(train_step(x, t))
         step += 1
