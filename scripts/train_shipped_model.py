@@ -2,7 +2,8 @@
 
     python scripts/train_shipped_model.py --minutes 20
 
-A joint dual-energy (`cross`) Poisson-Gaussian blind-spot network, CPU size, trained
+A Poisson-Gaussian blind-spot network, CPU size, one single-channel model for both
+energies (`--joint separate`, the best per CPU-minute in docs/benchmarks.md), trained
 self-supervised (noisy scans only, no clean references) on phantom bags made here with
 scene seeds 1000+ at doses 300..10000 photons/pixel: none of them is a shipped sample
 bag (seeds 101, 202, 303) or a benchmark test bag (seeds 900+). The training defaults
@@ -43,10 +44,11 @@ def main() -> None:
     parser.add_argument("--bags", type=int, default=12)
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--joint", default="separate", choices=["separate", "cross", "blind"])
     parser.add_argument("--resume", default=None, help="continue from this model file")
     args = parser.parse_args()
     scans = training_bags(args.bags)
-    config = TrainConfig(mode="poissongaussian", joint="cross", steps=args.steps, seed=args.seed,
+    config = TrainConfig(mode="poissongaussian", joint=args.joint, steps=args.steps, seed=args.seed,
                          val_every=100, early_stop_patience=1000, minutes=args.minutes)
     t0 = time.monotonic()
     last = [0.0]
@@ -60,7 +62,7 @@ def main() -> None:
     model.metadata["name"] = "blindspot_phantom"
     model.metadata["trained_on"] = (f"{args.bags} phantom bags 480x800, scene seeds 1000-{999 + args.bags}, "
                                     f"doses {DOSES}; command: python scripts/train_shipped_model.py "
-                                    f"--minutes {args.minutes:g} --bags {args.bags}"
+                                    f"--minutes {args.minutes:g} --bags {args.bags} --joint {args.joint}"
                                     + (" --resume <previous run>" if args.resume else ""))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)

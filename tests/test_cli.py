@@ -91,6 +91,21 @@ def test_train_then_denoise_commands(tmp_path, capsys):
     assert cli.main(["train", str(bag), "-o", str(tmp_path / "m.h5")]) == 2
 
 
+def test_train_options_reach_the_model_file(tmp_path):
+    from napari_xray_denoise.core import load_model
+
+    bag = tmp_path / "bag.tif"
+    assert cli.main(["phantom", "-o", str(bag), "--shape", "96x128", "--dose", "2000", "--seed", "5"]) == 0
+    model = tmp_path / "m.keras"
+    assert cli.main(["train", str(bag), "-o", str(model), "--steps", "3", "--batch-size", "2", "--crop-size", "32",
+                     "--minutes", "5", "--lr-schedule", "plateau", "--noise", "shared", "--learning-rate", "2e-4",
+                     "--quiet"]) == 0
+    config = load_model(model).metadata["training"]["config"]
+    assert config["minutes"] == 5 and config["lr_schedule"] == "plateau"
+    assert config["noise_per_scan"] is False and config["learning_rate"] == 2e-4
+    assert load_model(model).metadata["training"]["steps"] == 3  # the step budget ran out first
+
+
 def test_amssd_train_and_denoise_commands(tmp_path):
     bag = tmp_path / "bag.tif"
     assert cli.main(["phantom", "-o", str(bag), "--shape", "96x128", "--dose", "2000", "--seed", "4"]) == 0

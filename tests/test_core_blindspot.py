@@ -75,7 +75,7 @@ def dual_scan():
 @pytest.fixture(scope="module")
 def trained(dual_scan):
     """A tiny 2-channel cross model trained for a few steps (shared by several tests)."""
-    return core.train_blindspot([dual_scan[0]], _tiny_config(steps=8))
+    return core.train_blindspot([dual_scan[0]], _tiny_config(steps=8, joint="cross"))
 
 
 @pytest.fixture
@@ -579,7 +579,9 @@ def test_supervised_model_sees_its_centre_pixel():
 def test_supervised_training_learns_from_clean_pairs(dual_scan):
     noisy, clean = dual_scan
     den = core.train_blindspot(
-        [noisy], _tiny_config(mode="supervised", steps=40, learning_rate=3e-3), clean=[clean]
+        [noisy],
+        _tiny_config(mode="supervised", joint="blind", steps=40, learning_rate=3e-3),
+        clean=[clean],
     )
     assert den.mode == "supervised" and den.metadata["joint"] == "blind"
     assert den.metadata["training"]["steps"] == 40

@@ -67,8 +67,9 @@ class TrainWidget(JobWidgetMixin, Container):
                             tooltip="open scans to learn from (dual-energy pairs are trained jointly)")
         self.folder = FileEdit(mode="d", label="folder", tooltip="a folder of TIFF scans", visible=False)
         self.joint = ComboBox(choices=["auto", "cross", "blind", "separate"], value="auto", label="dual-energy",
-                              tooltip="cross: each energy sees the other's centre pixel (independent detectors); "
-                                      "blind: centre pixel hidden in both; separate: one model per energy")
+                              tooltip="auto = separate (best per CPU-minute in the benchmark); "
+                                      "cross: each energy sees the other's centre pixel (independent detectors); "
+                                      "blind: centre pixel hidden in both; separate: one single-channel model for each energy in turn")
         self.preset = ComboBox(choices=list(PRESETS), label="network size")
         self.steps = SpinBox(value=2000, min=10, max=1_000_000, step=100, label="steps")
         self.crop = SpinBox(value=64, min=32, max=512, step=32, label="crop size")

@@ -49,10 +49,11 @@ class TrainConfig:
 
     Network: ``enc_filters``/``dec_filters``/``levels`` (source: 48/96/5; CPU default
     32/64/3, ~0.5 s per step at batch 8 of 64x64). ``mode``: mse, uncalib, gaussian,
-    poisson, poissongaussian. ``joint`` for 2-channel scans: ``"cross"`` (default via
-    ``"auto"``; each channel's head also sees the other channel's centre pixel),
-    ``"blind"`` (centre blind in both) or ``"separate"`` (one 1-channel model for every
-    channel, noise parameters shared). ``reg``: prior-std penalty ``reg * |s| / s_unit``.
+    poisson, poissongaussian. ``joint`` for 2-channel scans: ``"cross"`` (each channel's
+    head also sees the other channel's centre pixel), ``"blind"`` (centre blind in both)
+    or ``"separate"`` (one 1-channel model for every channel, each training scan's noise
+    fitted per channel); ``"auto"`` is ``"separate"``, which gave the best quality per
+    CPU-minute of training in the benchmark (1.2-3.0 dB above ``cross`` at 20 minutes). ``reg``: prior-std penalty ``reg * |s| / s_unit``.
     ``scale``: counts per x01 unit (None: the bit depth's full range, see
     ``data.choose_scale``). ``saturation``: "auto", a clip level in counts, or None.
     Patience values count validations (every ``val_every`` steps).
@@ -63,8 +64,8 @@ class TrainConfig:
     the scan itself and use it in the loss, instead of learning one law for all scans;
     scans of different doses (or gains) then each get their own noise. Both defaults were
     chosen by measurement on the phantom benchmark (docs/benchmarks.md, "Training
-    choices"): per-scan noise gained 0.3-3.0 dB over one learnt law, cosine 1e-3 up to
-    0.6 dB over plateau 3e-4, at the same training time.
+    choices"): per-scan noise gained 0.3-3.0 dB over one learnt law at the same
+    training time and steps; cosine 1e-3 scored -0.1 to +0.6 dB against plateau 3e-4.
     """
 
     mode: str = "poissongaussian"
@@ -135,9 +136,11 @@ def _resolve_joint(joint: str, n_channels: int, mode: str = "poissongaussian") -
     """Model joint variant and model channel count for a config value and data channels."""
     if n_channels == 1:
         return "single", 1
-    if mode == SUPERVISED and joint in ("auto", "cross", "blind"):
+    if mode == SUPERVISED and joint in ("cross", "blind"):
         return "blind", n_channels  # the supervised head sees every centre pixel anyway
-    if joint in ("auto", "cross"):
+    if joint == "auto":  # measured best per CPU-minute (docs/benchmarks.md)
+        return "single", 1
+    if joint == "cross":
         return "cross", n_channels
     if joint == "blind":
         return "blind", n_channels
