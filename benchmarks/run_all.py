@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark in turn (about 40 minutes on a 2-core CPU).
+"""`make bench`: every benchmark in turn (about 90 minutes on a 2-core CPU).
 
 Results go to stdout; docs/benchmarks.md records a run with machine, date and command.
 """
@@ -15,8 +15,9 @@ RUNS = [
     ["bench_fusion.py"],
     ["bench_blindspot_speed.py"],
     ["baselines.py"],
-    ["bench_denoise.py", "--model", f"shipped={MODEL}", "--train", "single", "blind", "amssd",
-     "--train-minutes", "5"],
+    ["bench_denoise.py", "--model", f"shipped={MODEL}", "--train", "cross", "supervised-single",
+     "supervised-joint", "--train-minutes", "20"],
+    ["bench_denoise.py", "--no-bm3d", "--train", "amssd", "--targets", "--train-minutes", "4"],
 ]
 
 
