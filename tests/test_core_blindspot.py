@@ -625,6 +625,10 @@ def test_per_scan_noise_loss_uses_the_crops_own_noise_law():
     total = (s**2 + a * mu + b) / 1e-3
     expected = np.mean((y - mu) ** 2 / 1e-3 / total + np.log(total))
     assert float(loss(targets, outputs)) == pytest.approx(float(expected), rel=1e-5)
+    # supervised: y is the clean value; each pixel's error in units of its scan's noise
+    sup = make_blindspot_loss("supervised", 1, [1e-3], per_scan_noise=True)
+    expected_sup = np.mean((y - mu) ** 2 / (a * y + b))
+    assert float(sup(targets, outputs)) == pytest.approx(float(expected_sup), rel=1e-5)
     with pytest.raises(ValueError, match="calibrated"):
         make_blindspot_loss("uncalib", 1, [1e-3], per_scan_noise=True)
 

@@ -248,7 +248,9 @@ def make_blindspot_loss(
     saturated pixels, which are left out). ``outputs``: the model's ``(B, Y, X, 3C)``.
     ``per_scan_noise`` (calibrated modes): ``targets`` carry 2C more channels, the noise
     law ``n^2 = a * mu + b`` (x01 units) fitted on the scan each crop came from, used
-    instead of the model's own noise output (training scans of different doses).
+    instead of the model's own noise output (training scans of different doses); for
+    ``supervised`` it weights each pixel's squared error by ``1 / n^2`` at the clean
+    value, so low-dose scans do not dominate the loss.
     Per pixel (``t`` a total variance, variances divided by the channel's ``var_unit``
     so values are O(1)):
 
@@ -258,9 +260,9 @@ def make_blindspot_loss(
     """
     if mode not in ALL_MODES:
         raise ValueError(f"Unknown mode {mode!r}; choose one of {ALL_MODES}.")
-    if per_scan_noise and mode not in CALIBRATED_MODES:
+    if per_scan_noise and mode not in (*CALIBRATED_MODES, SUPERVISED):
         raise ValueError(
-            f"Per-scan noise needs a calibrated mode {CALIBRATED_MODES}, got {mode!r}."
+            f"Per-scan noise needs a calibrated mode {CALIBRATED_MODES} or supervised, got {mode!r}."
         )
     var_unit_t = ops.convert_to_tensor([float(v) for v in var_unit], dtype="float32")
     std_unit_t = ops.sqrt(var_unit_t)
@@ -274,6 +276,10 @@ def make_blindspot_loss(
         mu, s, n2 = outputs[..., :c], outputs[..., c : 2 * c], outputs[..., 2 * c : 3 * c]
         if per_scan_noise:
             a, b = targets[..., 2 * c : 3 * c], targets[..., 3 * c : 4 * c]
+            if mode == SUPERVISED:  # each scan's error in units of its own noise variance
+                n2 = ops.maximum(a * ops.maximum(y, 0.0) + b, var_floor_t)
+                per_pixel = ops.square(y - mu) / n2
+                return ops.sum(per_pixel * valid) / ops.maximum(ops.sum(valid), 1.0)
             n2 = ops.maximum(a * ops.maximum(mu, 0.0) + b, var_floor_t)
         err2 = ops.square(y - mu) / var_unit_t
         if mode in ("mse", SUPERVISED):

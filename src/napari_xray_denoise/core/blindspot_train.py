@@ -434,17 +434,18 @@ def train_blindspot(
     val_rng = np.random.default_rng(config.seed + 1)
     n_val_batches = max(1, math.ceil(config.val_crops / config.batch_size))
 
-    per_scan = bool(config.noise_per_scan) and mode in CALIBRATED_MODES
+    per_scan = bool(config.noise_per_scan) and mode in (*CALIBRATED_MODES, SUPERVISED)
     image_noise = (
         _per_image_noise(images, valid, model_ch, scale, mode, noise_init) if per_scan else None
     )
 
     def to_batch(xvi):
         x, v, index = xvi
+        c = model_ch
         if supervised:  # inputs: the noisy channels; targets: the clean ones
-            c = model_ch
-            return x[..., :c], np.concatenate([x[..., c:], v[..., :c]], axis=-1)
-        parts = [x, v]
+            x, parts = x[..., :c], [x[..., c:], v[..., :c]]
+        else:
+            parts = [x, v]
         if per_scan:  # constant a and b maps of each crop's own scan
             ab = image_noise[index][:, :, None, None, :]  # (B, 2, 1, 1, C)
             parts += [np.broadcast_to(ab[:, k], x.shape) for k in (0, 1)]
