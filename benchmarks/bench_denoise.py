@@ -46,14 +46,6 @@ DOSES = {"low": 500.0, "medium": 2000.0, "high": 8000.0}
 SHAPE = (480, 800)
 
 
-class Deadline:
-    def __init__(self, minutes: float):
-        self.end = time.monotonic() + 60.0 * minutes
-
-    def is_set(self) -> bool:
-        return time.monotonic() > self.end
-
-
 def test_bags() -> dict[str, object]:
     return {name: make_bag(SHAPE, dose=dose, seed=900 + i) for i, (name, dose) in enumerate(DOSES.items())}
 
@@ -70,7 +62,7 @@ def train_variant(variant: str, minutes: float, lr_schedule: str = "cosine", lr:
     if variant == "amssd":
         from napari_xray_denoise.core.amssd_train import AmssdConfig, train_amssd
 
-        return train_amssd(scans, AmssdConfig(steps=100_000), cancel=Deadline(minutes))
+        return train_amssd(scans, AmssdConfig(steps=100_000, minutes=minutes))
     from napari_xray_denoise.core import TrainConfig, train_blindspot
 
     supervised = variant.startswith("supervised")

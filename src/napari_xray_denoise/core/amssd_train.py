@@ -43,7 +43,7 @@ from .data import (
     usable_regions,
 )
 from .denoiser import Denoiser
-from .training import LR_SCHEDULES, RunSummary, fit, schedule_from_config
+from .training import RunSummary, check_schedule_options, fit, schedule_from_config
 
 #: the four groups of the aggregated set: 0 = noisy -> noisy, k >= 1 = noisy -> blurred k
 ALL_GROUPS = (0, 1, 2, 3)
@@ -111,12 +111,7 @@ class AmssdConfig:
             raise ValueError("overlap must be at least 0 and less than half the tile size.")
         if not self.learning_rate > 0:
             raise ValueError("learning_rate must be positive.")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}."
-            )
-        if self.minutes is not None and not self.minutes > 0:
-            raise ValueError("minutes must be positive, or None to train for `steps` steps.")
+        check_schedule_options(self.lr_schedule, self.minutes)
         if self.scale is not None and not self.scale > 0:
             raise ValueError("scale must be positive (counts per x01 unit) or None for automatic.")
         n_groups = 1 + len(self.scales)

@@ -274,15 +274,14 @@ def make_blindspot_loss(
         outputs = ops.cast(outputs, "float32")
         y, valid = targets[..., :c], targets[..., c : 2 * c]
         mu, s, n2 = outputs[..., :c], outputs[..., c : 2 * c], outputs[..., 2 * c : 3 * c]
-        if per_scan_noise:
+        if per_scan_noise:  # supervised: the noise variance at the clean value y
             a, b = targets[..., 2 * c : 3 * c], targets[..., 3 * c : 4 * c]
-            if mode == SUPERVISED:  # each scan's error in units of its own noise variance
-                n2 = ops.maximum(a * ops.maximum(y, 0.0) + b, var_floor_t)
-                per_pixel = ops.square(y - mu) / n2
-                return ops.sum(per_pixel * valid) / ops.maximum(ops.sum(valid), 1.0)
-            n2 = ops.maximum(a * ops.maximum(mu, 0.0) + b, var_floor_t)
+            level = y if mode == SUPERVISED else mu
+            n2 = ops.maximum(a * ops.maximum(level, 0.0) + b, var_floor_t)
         err2 = ops.square(y - mu) / var_unit_t
-        if mode in ("mse", SUPERVISED):
+        if mode == SUPERVISED and per_scan_noise:  # each scan's error in its own noise units
+            per_pixel = ops.square(y - mu) / n2
+        elif mode in ("mse", SUPERVISED):
             per_pixel = err2
         else:
             total = ops.square(s) / var_unit_t + (UNCALIB_EPS_REL if mode == "uncalib" else 0.0)

@@ -29,7 +29,6 @@ from .blindspot import (
 from .data import (
     CropSampler,
     Region,
-    as_chw,
     check_training_scans,
     choose_scale,
     saturated_mask,
@@ -38,7 +37,7 @@ from .data import (
 )
 from .denoiser import Denoiser, load_model
 from .noisefit import affine_to_counts, estimate_affine_noise, fit_uncalib_noise
-from .training import LR_SCHEDULES, RunSummary, fit, make_optimizer, schedule_from_config
+from .training import RunSummary, check_schedule_options, fit, make_optimizer, schedule_from_config
 
 JOINT_OPTIONS = ("auto", "separate", "blind", "cross")
 
@@ -122,12 +121,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1.")
         if not self.learning_rate > 0:
             raise ValueError("learning_rate must be positive.")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}."
-            )
-        if self.minutes is not None and not self.minutes > 0:
-            raise ValueError("minutes must be positive, or None to train for `steps` steps.")
+        check_schedule_options(self.lr_schedule, self.minutes)
         if self.scale is not None and not self.scale > 0:
             raise ValueError("scale must be positive (counts per x01 unit) or None for automatic.")
 
@@ -203,7 +197,7 @@ def _per_image_noise(
             except ValueError:
                 a, b = float(fallback[c]["a"]), max(float(fallback[c]["b"]), 0.0)
             if mode == "poisson":
-                a, b = a, 0.0
+                b = 0.0
             elif mode == "gaussian":
                 a, b = 0.0, a * float(np.mean(img[c])) + b
             out[i, :, c] = (a, b)
@@ -348,9 +342,7 @@ def train_blindspot(
     crop = config.crop_size
     counts = check_training_scans(scans, crop)  # views, no copies
     if clean is not None:
-        if isinstance(clean, np.ndarray):
-            clean = [clean]
-        clean = [as_chw(s, name=f"clean scan {i}") for i, s in enumerate(clean)]
+        clean = check_training_scans(clean, crop)
         if len(clean) != len(counts) or any(a.shape != b.shape for a, b in zip(clean, counts)):
             raise ValueError("The clean scans must match the noisy scans one to one, in shape too.")
     n_data_ch = counts[0].shape[0]

@@ -45,12 +45,7 @@ class FitSchedule:
     warmup_fraction: float = 0.02
 
     def __post_init__(self) -> None:
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}."
-            )
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise ValueError("max_minutes must be positive (or None for no time limit).")
+        check_schedule_options(self.lr_schedule, self.max_minutes, "max_minutes")
 
     def progress(self, step: int, seconds: float) -> float:
         """Fraction of the run done after ``step`` steps and ``seconds`` seconds (0..1)."""
@@ -69,6 +64,14 @@ class FitSchedule:
 
 
 LR_SCHEDULES = ("plateau", "cosine")
+
+
+def check_schedule_options(lr_schedule: str, minutes: float | None, name: str = "minutes") -> None:
+    """Raise ``ValueError`` for an unknown schedule or a non-positive time budget."""
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}.")
+    if minutes is not None and not minutes > 0:
+        raise ValueError(f"{name} must be positive, or None for no time limit.")
 
 
 @dataclass
@@ -212,6 +215,8 @@ def fit(
     last_val: float | None = None
     t0 = time.perf_counter()
 
+    cosine = schedule.lr_schedule == "cosine"
+
     def check_best(step: int) -> None:
         nonlocal best_weights, since_best_lr, since_best_stop, last_val
         last_val = validate()
@@ -232,7 +237,6 @@ def fit(
             optimizer.learning_rate.assign(max(schedule.min_lr, lr * schedule.lr_factor))
             since_best_lr = 0
 
-    cosine = schedule.lr_schedule == "cosine"
     step = 0
     last_validated = -1
     while step < schedule.steps:
