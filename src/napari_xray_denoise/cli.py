@@ -167,7 +167,7 @@ def cmd_fuse(args) -> int:
 
 
 def cmd_colour(args) -> int:
-    from . import fusion
+    from . import colour, fusion
 
     scan = io.read_scan(args.scan)
     low, high = _pair_of(scan)
@@ -175,11 +175,11 @@ def cmd_colour(args) -> int:
         params = {"smooth_sigma": args.smooth}
         if args.white_level:
             params["white_level"] = args.white_level
-        rgb = fusion.material_colour(low, high, **params)
+        rgb = colour.material_colour(low, high, **params)
     else:
         fused = fusion.wavelet_fuse(low, high)
         params = {"fusion": "wavelet"}
-        rgb = fusion.hsv_pseudocolour(fused) if args.scheme == "hsv" else fusion.hot_colormap(fused)
+        rgb = colour.hsv_pseudocolour(fused) if args.scheme == "hsv" else colour.hot_colormap(fused)
     step = io.history_entry(f"{args.scheme} colour", **params)
     io.write_rgb(args.output, rgb, history=list(scan.meta.get("history", [])) + [step])
     print(f"wrote {args.output}")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fusion, io, metrics
-from ._sample_data import SAMPLES, sample_paths
+from . import colour, fusion, io, metrics
 from .cli import _print_table
+from .samples import SAMPLES, sample_paths
 
 
 def shipped_model_path() -> Path:
@@ -66,11 +66,11 @@ def run_demo(out: Path) -> list[dict]:
             print(f"{scan.name}: denoised {noisy.shape[1]}x{noisy.shape[2]} in {seconds:.2f} s")
         for label, stack in versions.items():
             fused = fusion.wavelet_fuse(stack[0], stack[1])
-            colour = fusion.material_colour(stack[0], stack[1])
+            rgb = colour.material_colour(stack[0], stack[1])
             step = io.history_entry("wavelet fusion", input=label, wavelet="db4", level=4)
             io.write_tiff(out / f"{scan.name}_{label}_fused.tif", fused, channel_names=["fused"], history=history + [step])
             _preview(out / f"{scan.name}_{label}_fused.png", fused, history + [step])
-            io.write_rgb(out / f"{scan.name}_{label}_material.png", colour,
+            io.write_rgb(out / f"{scan.name}_{label}_material.png", rgb,
                          history=history + [io.history_entry("material colour", input=label)])
             for row in metrics.score_table({f"{scan.name} {label}": stack}, reference=clean,
                                                window=metrics.DEFAULT_WINDOW):

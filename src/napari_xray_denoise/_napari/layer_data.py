@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import Scan
+from ..io import Scan
 
 
 def contrast_limits(image: np.ndarray) -> tuple[float, float]:

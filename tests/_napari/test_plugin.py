@@ -27,18 +27,18 @@ def test_npe2_cli_validate():
 LIGHT_MODULES = [
     "napari_xray_denoise",
     "napari_xray_denoise.io",
-    "napari_xray_denoise._reader",
-    "napari_xray_denoise._writer",
-    "napari_xray_denoise._sample_data",
+    "napari_xray_denoise._napari.reader",
+    "napari_xray_denoise._napari.writer",
+    "napari_xray_denoise._napari.sample_data",
     "napari_xray_denoise.cli",
     "napari_xray_denoise.demo",
-    "napari_xray_denoise._compute",
-    "napari_xray_denoise._session",
-    "napari_xray_denoise._widgets.fusion_widget",
-    "napari_xray_denoise._widgets.score_widget",
-    "napari_xray_denoise._widgets.targets_widget",
-    "napari_xray_denoise._widgets.train_widget",
-    "napari_xray_denoise._widgets.denoise_widget",
+    "napari_xray_denoise._worker.compute",
+    "napari_xray_denoise._napari.session",
+    "napari_xray_denoise._napari.widgets.fusion_widget",
+    "napari_xray_denoise._napari.widgets.score_widget",
+    "napari_xray_denoise._napari.widgets.targets_widget",
+    "napari_xray_denoise._napari.widgets.train_widget",
+    "napari_xray_denoise._napari.widgets.denoise_widget",
 ]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from magicgui.widgets import Container, FloatSpinBox, PushButton, Table, create_widget
 from napari.layers import Image
 
-from .. import metrics
+from ... import metrics
 from ._common import notify_error
 
 HEADERS = ["layer", "brisque", "noise std", "psnr", "ssim"]

@@ -41,7 +41,7 @@ class BusyError(ComputeError):
 def _worker_main(jobs, messages, cancel) -> None:  # runs in the child process
     import os
 
-    from . import _jobs
+    from . import jobs as _jobs
 
     try:  # the GUI keeps priority: a busy worker must not make napari stutter
         os.nice(WORKER_NICENESS)

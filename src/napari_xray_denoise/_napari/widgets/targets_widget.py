@@ -6,7 +6,7 @@ import numpy as np
 from magicgui import magic_factory
 from napari.layers import Image
 
-from .. import targets
+from ... import targets
 from ._common import layer_history_entry, notify_error, show_image
 
 

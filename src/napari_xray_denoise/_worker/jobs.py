@@ -1,4 +1,4 @@
-"""Jobs run inside the compute worker process (see ``_compute.py``).
+"""Jobs run inside the compute worker process (see ``_worker/compute.py``).
 
 Each job takes ``report(**info)`` (progress back to the GUI) and ``cancel`` (an Event)
 plus its own keyword arguments, and returns a picklable result. TensorFlow is imported
@@ -37,7 +37,7 @@ def sleep(report, cancel, *, seconds: float, exit_code: int | None = None) -> di
 
 def load(path: str):
     """A model from a .keras file, cached per path and modification time."""
-    from .core import load_model
+    from ..core import load_model
 
     key = (str(Path(path).resolve()), Path(path).stat().st_mtime if Path(path).exists() else 0.0)
     if key not in _MODELS:
@@ -58,12 +58,12 @@ def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict,
                val_loss=None if val_loss is None else float(val_loss))
 
     if method == "amssd":
-        from .core.amssd_train import AmssdConfig, train_amssd
+        from ..core.amssd_train import AmssdConfig, train_amssd
 
         denoiser = train_amssd(scans, AmssdConfig(**config), on_progress=on_progress, cancel=cancel,
                                resume_from=resume_from)
     else:
-        from .core import TrainConfig, train_blindspot
+        from ..core import TrainConfig, train_blindspot
 
         denoiser = train_blindspot(scans, TrainConfig(mode=method, **config), on_progress=on_progress,
                                    cancel=cancel, resume_from=resume_from)
@@ -75,7 +75,7 @@ def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict,
 def denoise(report, cancel, *, model_path: str, image: np.ndarray, tile: int | None = None,
             overlap: int | None = None, batch_size: int = 4) -> dict:
     """Tiled denoising of a (C, Y, X) or (Y, X) scan; returns float32 counts."""
-    from .core import OperationCancelled
+    from ..core import OperationCancelled
 
     model = load(model_path)
     try:

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from napari_xray_denoise import _compute
+from napari_xray_denoise._worker import compute as _compute
 
 
 @pytest.fixture

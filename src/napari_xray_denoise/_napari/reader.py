@@ -11,8 +11,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import io
-from ._layers import scan_to_layer_data
+from .. import io
+from .layer_data import scan_to_layer_data
 
 _NULL_LAYER = [(None,)]  # napari's "read fine, nothing to add" sentinel
 

@@ -12,8 +12,8 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, SpinBox
 from napari.utils import progress
 
-from .. import _compute
-from .._session import REGISTRY
+from ..._worker import compute as _compute
+from ..session import REGISTRY
 from ._common import (
     JobWidgetMixin,
     layer_history_entry,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import io
+from .. import io
 
 
 def _history(meta: dict[str, Any], operation: str, **params: Any) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Sample phantom bags for napari's File > Open Sample (no TensorFlow, no phantom run).
+"""Where the shipped sample bags are: in a wheel, or in a source checkout (numpy-free paths).
 
 The files are made by ``scripts/make_sample_data.py`` (see ``sample_data/README.md``).
 """
@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
-
-from . import io
-from ._layers import scan_to_layer_data
 
 SAMPLES = {
     "low_dose": "bag_low_dose",
@@ -31,26 +28,3 @@ def sample_paths(key: str) -> tuple[Path, Path]:
     stem = SAMPLES[key]
     folder = sample_data_dir()
     return folder / f"{stem}.tif", folder / f"{stem}_clean.tif"
-
-
-def _load(key: str):
-    noisy_path, clean_path = sample_paths(key)
-    layers = scan_to_layer_data(io.read_scan(noisy_path))
-    clean = io.read_scan(clean_path)
-    for data, kwargs, kind in scan_to_layer_data(clean):
-        kwargs["visible"] = False
-        kwargs["metadata"]["reference"] = True
-        layers.append((data, kwargs, kind))
-    return layers
-
-
-def low_dose_bag():
-    return _load("low_dose")
-
-
-def medium_dose_bag():
-    return _load("medium_dose")
-
-
-def high_dose_bag():
-    return _load("high_dose")

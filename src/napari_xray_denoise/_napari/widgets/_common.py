@@ -8,8 +8,8 @@ import numpy as np
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
-from .. import io
-from .._layers import contrast_limits
+from ... import io
+from ..layer_data import contrast_limits
 
 
 def while_alive(method):

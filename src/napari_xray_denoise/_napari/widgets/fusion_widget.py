@@ -10,7 +10,8 @@ import pywt
 from magicgui import magic_factory
 from napari.layers import Image
 
-from .. import fusion
+from ... import colour as colouring
+from ... import fusion
 from ._common import (
     history_of,
     layer_history_entry,
@@ -82,11 +83,11 @@ def fuse_colour_widget(
                    metadata={"count_scale": 1.0, "history": history, "channel": "fused"})
         if colour != "none":
             if colour == "material":
-                rgb = fusion.material_colour(a, b, smooth_sigma=smooth)
+                rgb = colouring.material_colour(a, b, smooth_sigma=smooth)
             elif colour == "hsv":
-                rgb = fusion.hsv_pseudocolour(fused)
+                rgb = colouring.hsv_pseudocolour(fused)
             else:
-                rgb = fusion.hot_colormap(fused)
+                rgb = colouring.hot_colormap(fused)
             show_image(viewer, rgb, f"{name} {colour} colour", source=low,
                        metadata={"history": history + [layer_history_entry(f"{colour} colour")]})
     except ValueError as exc:

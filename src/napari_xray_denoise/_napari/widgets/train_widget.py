@@ -1,7 +1,7 @@
 """Train: a self-supervised denoiser on the open scans or a folder, with live loss and Stop.
 
 Training runs in the compute worker process (TensorFlow never enters napari's process,
-see ``_compute.py``); a GUI-side thread relays its progress to the progress bar, the
+see ``_worker/compute.py``); a GUI-side thread relays its progress to the progress bar, the
 activity dock and the loss plot. Stop asks the trainer to end after the current step;
 the best-validation model so far is kept and offered to the Denoise widget at once.
 """
@@ -24,8 +24,9 @@ from magicgui.widgets import (
 )
 from napari.utils import progress
 
-from .. import _compute, io
-from .._session import REGISTRY
+from ... import io
+from ..._worker import compute as _compute
+from ..session import REGISTRY
 from ._common import (
     JobWidgetMixin,
     notify_error,
