@@ -1,6 +1,6 @@
 """`make demo`: the main job on the shipped sample bags.
 
-For each bag: read the noisy dual-energy scan -> denoise it with the shipped model
+For each bag: read the noisy dual-energy scan -> denoise it with the shipped default model
 (when TensorFlow is installed) -> fuse both energies (wavelet) -> colour by material ->
 write 16-bit TIFFs and PNG previews under the output folder -> print quality scores
 before and after denoising (BRISQUE, flat-region noise, PSNR/SSIM against the clean
@@ -20,13 +20,14 @@ from .samples import SAMPLES, sample_paths
 
 
 def shipped_model_path() -> Path:
+    """The shipped default model (single-pass network)."""
     from importlib.resources import files
 
-    return Path(str(files("napari_xray_denoise"))) / "data" / "models" / "blindspot_phantom.keras"
+    return Path(str(files("napari_xray_denoise"))) / "data" / "models" / "default.keras"
 
 
 def _denoiser():
-    """The shipped blind-spot model, or None (with the reason) when it cannot be used."""
+    """The shipped default model, or None (with the reason) when it cannot be used."""
     path = shipped_model_path()
     if not path.exists():
         return None, f"no shipped model at {path}"
@@ -60,7 +61,8 @@ def run_demo(out: Path) -> list[dict]:
             t0 = time.perf_counter()
             versions["denoised"] = model.denoise(noisy)
             seconds = time.perf_counter() - t0
-            step = io.history_entry("denoise", model=model.metadata.get("name", "shipped"), mode=model.metadata.get("mode"))
+            step = io.history_entry("denoise", model="default", method=model.metadata.get("method"),
+                                    noise=model.last_noise)
             io.write_tiff(out / f"{scan.name}_denoised.tif", list(versions["denoised"]),
                           channel_names=["low", "high"], history=history + [step])
             print(f"{scan.name}: denoised {noisy.shape[1]}x{noisy.shape[2]} in {seconds:.2f} s")

@@ -50,7 +50,7 @@ def estimate_column_gain(
 
     counts_2d: (Y, X) counts. Air is where the ``window`` (rows, columns) local mean is above
     ``air_fraction`` of the air level (the 99th percentile of the local means), so noise
-    does not decide which pixels count as air. Each column's gain is the median of its air
+    does not decide which pixels count as air. Each column's gain is the mean of its air
     pixels (clipped ones included: a median only needs their rank) over the median of all
     air pixels; columns with fewer than ``min_air_pixels`` air pixels, or a scan without
     air, get gain 1.
@@ -73,9 +73,8 @@ def estimate_column_gain(
     se = np.full(y.shape[1], np.nan)
     for x in np.flatnonzero(ok):  # one median per column (a loop over columns, not pixels)
         values = y[air[:, x], x]
-        col[x] = np.median(values)
-        # standard error of a median: 1.2533 * std / sqrt(n), std from the MAD
-        se[x] = 1.2533 * 1.4826 * np.median(np.abs(values - col[x])) / np.sqrt(values.size)
+        col[x] = values.mean()
+        se[x] = values.std() / np.sqrt(values.size)
     ref = float(np.median(col[ok]))
     raw = col[ok] / ref
     err_var = np.square(se[ok] / ref)
@@ -83,7 +82,8 @@ def estimate_column_gain(
     # stands above its own sampling noise (low-dose scans have few quanta per air pixel).
     true_var = max(float(np.var(raw)) - float(np.mean(err_var)), 0.0)
     gain = np.ones(y.shape[1])
-    gain[ok] = 1.0 + (raw - 1.0) * true_var / (true_var + err_var)
+    if true_var > 0:
+        gain[ok] = 1.0 + (raw - 1.0) * true_var / (true_var + err_var)
     return gain
 
 

@@ -139,7 +139,7 @@ def dead_leaves(shape, rng, *, n: int | None = None, max_depth: float = 2.5) -> 
             out = out * (1 - cover) + depth * cover
         else:  # transparent overlap (objects stacked along the beam)
             out += depth * cover
-    return out
+    return out.astype(np.float32)
 
 
 def fractal_clutter(shape, rng) -> np.ndarray:

@@ -37,8 +37,10 @@ def sleep(report, cancel, *, seconds: float, exit_code: int | None = None) -> di
 
 def load(path: str):
     """A model from a .keras file, cached per path and modification time."""
-    from ..core import load_model
+    from ..core import default_model_path, load_model
 
+    if path == "default":
+        path = str(default_model_path())
     key = (str(Path(path).resolve()), Path(path).stat().st_mtime if Path(path).exists() else 0.0)
     if key not in _MODELS:
         _MODELS[key] = load_model(path)
@@ -57,7 +59,14 @@ def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict,
         report(step=int(step), total=int(total), loss=float(loss),
                val_loss=None if val_loss is None else float(val_loss))
 
-    if method == "amssd":
+    if method == "fine-tune the shipped model":
+        from ..core import load_model
+        from ..core.finetune import FinetuneConfig, finetune_singlepass
+
+        result = finetune_singlepass(load_model(), scans, FinetuneConfig(**config), on_progress=on_progress,
+                                     cancel=cancel)
+        denoiser = result.denoiser
+    elif method == "amssd":
         from ..core.amssd_train import AmssdConfig, train_amssd
 
         denoiser = train_amssd(scans, AmssdConfig(**config), on_progress=on_progress, cancel=cancel,
@@ -70,6 +79,16 @@ def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict,
     denoiser.save(save_path)
     _MODELS.clear()
     return {"model_path": str(save_path), "metadata": dict(denoiser.metadata)}
+
+
+def denoise_bm3d(report, cancel, *, image: np.ndarray) -> dict:
+    """BM3D + generalized Anscombe (``classical.bm3d_denoise``) of a (C, Y, X) or (Y, X) scan."""
+    from ..classical import bm3d_denoise
+
+    records: list = []
+    out = bm3d_denoise(image, records=records,
+                       on_progress=lambda done, total: report(done=int(done), total=int(total)))
+    return {"denoised": out, "metadata": {"method": "bm3d+gat"}, "noise": records}
 
 
 def denoise(report, cancel, *, model_path: str, image: np.ndarray, tile: int | None = None,

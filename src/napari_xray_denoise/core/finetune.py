@@ -36,7 +36,6 @@ from . import vst
 from ._backend import keras, tf
 from .data import as_chw_counts
 from .simdata import PairSampler, phantom_transmissions
-from .singlepass import build_singlepass_model
 from .singlepass_denoiser import SinglePassDenoiser
 
 
@@ -133,8 +132,7 @@ def finetune_singlepass(
     config = config or FinetuneConfig()
     rng = np.random.default_rng(config.seed)
     channels = _prepare(scans, config.crop, config.val_fraction)
-    widths = tuple(start.metadata["architecture"]["widths"])
-    model = build_singlepass_model(widths)
+    model = keras.models.clone_model(start.model)  # the same architecture as the file holds
     model.set_weights(start.model.get_weights())
 
     # fixed validation: R2R pairs with fixed noise on held-back crops

@@ -2,8 +2,10 @@
 
 Input ``(B, Y, X, 2)``: channel 0 the scan in the network domain ``u`` (normalised
 generalized Anscombe, see ``core.vst``), channel 1 its noise level ``sigma_u`` as a map
-(FFDNet-style conditioning: one network for every dose and bit depth). Output ``(B, Y,
-X, 1)``: the denoised ``u`` (input plus a learnt residual).
+(FFDNet-style conditioning: one network for every dose and bit depth). The network sees
+``u``, the local detail in noise units ``(u - mean5x5(u)) / sigma_u`` and ``sigma_u``, and
+predicts a correction in noise units: output ``(B, Y, X, 1)`` = ``u + sigma_u * r``. Both
+make the task the same at every dose (at high dose the noise is 0.3% of ``u``).
 
 Body (after FFDNet, Zhang et al. 2018, and the U-Net): a 2x2 stride-2 convolution packs
 each 2x2 block into features (the pixel-unshuffle of FFDNet, a quarter of the positions),
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._backend import keras
-from .layers import SelectChannels
+from .layers import NoiseNormalise, ScaledResidual
 
 #: multiple that input height and width must have
 SIZE_MULTIPLE = 8
@@ -41,8 +43,8 @@ def build_singlepass_model(
     w1, w2, w3 = (int(w) for w in widths)
     dt = "mixed_bfloat16" if mixed_bfloat16 else "float32"
     inp = keras.Input((None, None, 2), name="u_and_sigma")
-    u = SelectChannels((0,), name="u")(inp)
-    x = keras.layers.Conv2D(w1, 2, strides=2, activation="relu", name="unshuffle", dtype=dt)(inp)
+    feats = NoiseNormalise(name="noise_normalise")(inp)
+    x = keras.layers.Conv2D(w1, 2, strides=2, activation="relu", name="unshuffle", dtype=dt)(feats)
     s1 = _block(x, w1, convs_per_level, "enc1", dt)
     x = keras.layers.Conv2D(w2, 2, strides=2, activation="relu", name="down2", dtype=dt)(s1)
     s2 = _block(x, w2, convs_per_level, "enc2", dt)
@@ -57,6 +59,5 @@ def build_singlepass_model(
     residual = keras.layers.Conv2DTranspose(
         1, 2, strides=2, name="shuffle", dtype=dt, kernel_initializer="zeros"
     )(x)
-    residual = keras.layers.Activation("linear", dtype="float32", name="residual_f32")(residual)
-    out = keras.layers.Add(name="u_denoised", dtype="float32")([u, residual])
+    out = ScaledResidual(name="u_denoised", dtype="float32")([inp, residual])
     return keras.Model(inp, out, name="singlepass_unet")

@@ -27,6 +27,8 @@ from ._common import (
 )
 
 FROM_FILE = "from file..."
+DEFAULT_MODEL = "default model (shipped)"
+BM3D = "BM3D + Anscombe (classical, ~15x slower)"
 
 
 class DenoiseWidget(JobWidgetMixin, Container):
@@ -64,7 +66,7 @@ class DenoiseWidget(JobWidgetMixin, Container):
         self.last_layers: list = []
 
     def _model_choices(self, _widget=None):
-        return REGISTRY.names()[::-1] + [FROM_FILE]
+        return [DEFAULT_MODEL] + REGISTRY.names()[::-1] + [BM3D, FROM_FILE]
 
     def _scan_choices(self, _widget=None):
         return list(scans_in_viewer(self._viewer))
@@ -88,6 +90,14 @@ class DenoiseWidget(JobWidgetMixin, Container):
             if not path.is_file() or path.suffix != ".keras":
                 raise ValueError("Choose a trained .keras model file (or train one in the Train widget).")
             return str(path)
+        if self.model.value == DEFAULT_MODEL:
+            return "default"
+        if self.model.value == BM3D:
+            from ...classical import MISSING, bm3d_available
+
+            if not bm3d_available():
+                raise ValueError(MISSING)
+            return "bm3d"
         return REGISTRY.models[self.model.value].path
 
     def start(self):
@@ -104,8 +114,12 @@ class DenoiseWidget(JobWidgetMixin, Container):
             notify_error(exc)
             return None
         try:
-            self._job = _compute.lane("infer").submit(
-                "denoise", model_path=model_path, image=image, tile=self.tile.value, overlap=self.overlap.value)
+            if model_path == "bm3d":
+                self._job = _compute.lane("infer").submit("denoise_bm3d", image=image)
+            else:
+                self._job = _compute.lane("infer").submit(
+                    "denoise", model_path=model_path, image=image, tile=self.tile.value,
+                    overlap=self.overlap.value)
         except _compute.BusyError as exc:
             notify_error(exc)
             return None

@@ -38,8 +38,11 @@ from ._common import (
 )
 from .loss_plot import LossPlot
 
-METHODS = ["poissongaussian", "poisson", "gaussian", "uncalib", "mse", "amssd"]
+FINETUNE = "fine-tune the shipped model"
+METHODS = [FINETUNE, "poissongaussian", "poisson", "gaussian", "uncalib", "mse", "amssd"]
 METHOD_TIPS = (
+    "fine-tune the shipped model: start from the default model and learn the open scans' own "
+    "look, self-supervised (kept only if it gets better on held-back parts of the scans); "
     "poissongaussian/poisson/gaussian/uncalib/mse: blind-spot modes (learn from noisy scans only); "
     "amssd: multiscale pseudo-target network"
 )
@@ -61,7 +64,7 @@ class TrainWidget(JobWidgetMixin, Container):
         self._worker = None
         self._job = None
         self._pbar = None
-        self.method = ComboBox(choices=METHODS, value="poissongaussian", label="method", tooltip=METHOD_TIPS)
+        self.method = ComboBox(choices=METHODS, value=FINETUNE, label="method", tooltip=METHOD_TIPS)
         self.source = RadioButtons(choices=["open scans", "folder"], value="open scans", label="train on",
                                    orientation="horizontal")
         self.scans = Select(choices=self._scan_choices, label="scans",
@@ -126,6 +129,9 @@ class TrainWidget(JobWidgetMixin, Container):
         common = {"steps": self.steps.value, "crop_size": self.crop.value, "batch_size": self.batch.value,
                   "learning_rate": self.lr.value, "seed": self.seed.value,
                   "minutes": self.minutes.value if self.minutes.value > 0 else None}
+        if self.method.value == FINETUNE:
+            return {"steps": self.steps.value, "seed": self.seed.value,
+                    "minutes": self.minutes.value if self.minutes.value > 0 else 10.0}
         if self.method.value == "amssd":
             return common
         enc, dec, levels = PRESETS[self.preset.value]
