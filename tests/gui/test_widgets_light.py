@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tifffile
 
 from napari_xray_denoise._napari.widgets.fusion_widget import fuse_colour_widget
 from napari_xray_denoise._napari.widgets.score_widget import ScoreWidget
@@ -75,3 +76,52 @@ def test_score_widget_rows(viewer_with_bag):
     widget.score()
     assert len(widget.rows) == 2 and widget.table.shape[0] == 2
     assert widget.rows[1]["psnr"] == ""  # no reference, no PSNR
+
+
+WIDGETS = ["Train denoiser", "Denoise", "Multiscale targets", "Fuse & colour", "Score"]
+
+
+@pytest.mark.parametrize("sample", ["low_dose_bag", "medium_dose_bag", "high_dose_bag", "small scan"])
+def test_every_widget_opens_silently_on_a_scan(make_napari_viewer, monkeypatch, qtbot, tmp_path, sample):
+    """Opening any widget with a scan open shows no error (the event loop runs, as in napari)."""
+    shown = []
+    import napari_xray_denoise._napari.widgets._common as common
+
+    monkeypatch.setattr(common, "show_error", shown.append)
+    viewer = make_napari_viewer(show=True)
+    if sample == "small scan":  # too small for the default 4 wavelet levels
+        scan = "small"
+        rng = np.random.default_rng(0)
+        tifffile.imwrite(tmp_path / "small.tif", rng.integers(0, 60000, (2, 64, 80), dtype=np.uint16))
+        viewer.open(tmp_path / "small.tif", plugin="napari-xray-denoise")
+    else:
+        scan = sample.replace("_bag", "").join(("bag_", ""))
+        viewer.open_sample("napari-xray-denoise", sample)
+    viewer.layers.selection.active = viewer.layers[f"{scan} high"]
+    for name in WIDGETS:
+        viewer.window.add_plugin_dock_widget("napari-xray-denoise", name)
+        qtbot.wait(50)
+    _, fuse = viewer.window.add_plugin_dock_widget("napari-xray-denoise", "Fuse & colour")
+    qtbot.wait(50)
+    assert shown == []
+    # Fuse & colour picked the partner before its live preview ran
+    assert fuse.low.value is viewer.layers[f"{scan} low"]
+    assert fuse.high.value is viewer.layers[f"{scan} high"]
+    assert f"{scan} fused" in viewer.layers
+
+
+def test_fuse_widget_docked_before_the_scan_picks_the_pair(make_napari_viewer, monkeypatch, qtbot):
+    shown = []
+    import napari_xray_denoise._napari.widgets._common as common
+
+    monkeypatch.setattr(common, "show_error", shown.append)
+    viewer = make_napari_viewer(show=True)
+    _, fuse = viewer.window.add_plugin_dock_widget("napari-xray-denoise", "Fuse & colour")
+    qtbot.wait(50)
+    viewer.open_sample("napari-xray-denoise", "high_dose_bag")
+    qtbot.wait(50)
+    assert fuse.low.value is viewer.layers["bag_high_dose low"]
+    assert fuse.high.value is viewer.layers["bag_high_dose high"]
+    viewer.layers.remove(viewer.layers["bag_high_dose high"])  # its partner gone: no error either
+    qtbot.wait(50)
+    assert shown == []

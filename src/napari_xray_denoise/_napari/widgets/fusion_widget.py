@@ -26,14 +26,31 @@ COLOUR_SCHEMES = ["material", "hsv", "hot", "none"]
 
 
 def _init(widget) -> None:
-    def _pick_partner(layer):
+    """Keep ``high`` on the partner of ``low`` before the live preview runs.
+
+    napari fills both layer boxes with the first layer (on open, on each layer added or
+    removed); the partner is picked first (a high-priority slot, and after every
+    ``reset_choices``), so the preview never runs on one layer twice.
+    """
+
+    def _pick_partner(*_):
         viewer = napari.current_viewer()
-        other = partner_layer(viewer, layer, "high") if viewer else None
+        low = widget.low.value
+        other = partner_layer(viewer, low, "high") if viewer is not None else None
         if other is not None and widget.high.value is not other:
+            if other not in widget.high.choices:
+                widget.high.reset_choices()
             widget.high.value = other
 
-    widget.low.changed.connect(_pick_partner)
-    _pick_partner(widget.low.value)
+    reset_choices = widget.reset_choices
+
+    def _reset_choices(*args):
+        reset_choices(*args)
+        _pick_partner()
+
+    widget.reset_choices = _reset_choices
+    widget.low.changed.connect(_pick_partner, priority=10)
+    _pick_partner()
 
 
 @magic_factory(
@@ -69,9 +86,13 @@ def fuse_colour_widget(
     colour: str = "material",
     smooth: float = 1.0,
 ) -> None:
+    if low is None or high is None or low is high:
+        return  # no pair chosen yet (the live preview waits for the partner)
     try:
         a, b = pair_arrays(low, high)
         if method == "wavelet":
+            # the default 4 levels do not fit small scans: use as many as fit
+            level = max(1, min(level, pywt.dwtn_max_level(a.shape, wavelet)))
             params = {"wavelet": wavelet, "level": level, "approx": approx, "detail": detail, "weight": weight}
             fused = fusion.wavelet_fuse(a, b, **params)
         else:
