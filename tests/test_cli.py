@@ -83,6 +83,10 @@ def test_train_then_denoise_commands(tmp_path, capsys):
     assert out.is_dual and out.low.dtype == np.uint16 and out.shape == (96, 128)
     assert out.meta["history"][-1]["operation"] == "denoise"
     assert out.meta["history"][-1]["parameters"]["mode"] == "poissongaussian"
+    # the history records the noise fitted on this scan, one law per channel, not the training noise
+    noise = out.meta["history"][-1]["parameters"]["noise"]
+    assert isinstance(noise, list) and len(noise) == 2
+    assert all(n["model"] == "affine, fitted on this scan" and n["a_counts"] > 0 for n in noise)
     # a file that is not a model: one line, exit 2
     capsys.readouterr()
     assert cli.main(["denoise", str(bag), "--model", str(bag), "-o", str(tmp_path / "x")]) == 2

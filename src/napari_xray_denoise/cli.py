@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, io
+from . import __version__, io, options
 
 
 class CliError(Exception):
@@ -239,7 +239,7 @@ def cmd_train(args) -> int:
         else:
             from .core import TrainConfig, train_blindspot
 
-            size = {"cpu": {}, "source": {"enc_filters": 48, "dec_filters": 96, "levels": 5}}[args.size]
+            size = options.network_size(args.size)
             config = TrainConfig(mode=args.method, joint=args.joint, noise_per_scan=args.noise == "per-scan",
                                  **size, **common)
             model = train_blindspot(scans, config, on_progress=bar, resume_from=args.resume,
@@ -274,11 +274,11 @@ def cmd_denoise(args) -> int:
             names, images = ["low", "high"], scan.stack()
         bar = _Bar(f"denoise {scan.name}", disable=args.quiet)
         try:
-            denoised = model.denoise(images, tile=args.tile, overlap=args.overlap, on_progress=bar)
+            denoised = model.denoise(images, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
+                                     on_progress=bar)
         finally:
             bar.close()
-        step = io.history_entry("denoise", model=Path(args.model).name, method=model.metadata.get("method"),
-                                mode=model.metadata.get("mode"), noise=model.metadata.get("noise"))
+        step = io.denoise_history_entry(Path(args.model).name, model.metadata, model.last_noise)
         path = out / f"{scan.name}_denoised.tif"
         io.write_tiff(path, list(denoised), channel_names=names,
                       history=list(scan.meta.get("history", [])) + [step])
@@ -320,17 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a self-supervised denoiser on noisy scans")
     p.add_argument("scans", nargs="+", help="TIFF files, low/high pairs or folders (dual-energy trains jointly)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.keras)")
-    p.add_argument("--method", default="poissongaussian",
-                   choices=["poissongaussian", "poisson", "gaussian", "uncalib", "mse", "amssd"],
-                   help="blind-spot noise mode, or amssd (multiscale pseudo-targets)")
-    p.add_argument("--joint", default="auto", choices=["auto", "cross", "blind", "separate"],
-                   help="dual-energy variant of the blind-spot network")
-    p.add_argument("--size", default="cpu", choices=["cpu", "source"],
-                   help="blind-spot network size: cpu (32/64 filters, 3 levels) or source (48/96, 5 levels)")
+    p.add_argument("--method", default=options.DEFAULT_METHOD, choices=options.TRAIN_METHODS,
+                   help=options.METHOD_HELP)
+    p.add_argument("--joint", default="auto", choices=options.JOINT_VARIANTS,
+                   help="dual-energy variant of the blind-spot network: " + options.JOINT_HELP)
+    p.add_argument("--size", default=options.DEFAULT_NETWORK_SIZE, choices=list(options.NETWORK_SIZES),
+                   help="blind-spot network size: " + "; ".join(
+                       f"{k}: {v[0]}" for k, v in options.NETWORK_SIZES.items()))
     p.add_argument("--width", type=int, default=None, help="AMSSD base filter count (source 64)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=options.TRAIN_DEFAULTS["steps"])
+    p.add_argument("--batch-size", type=int, default=options.TRAIN_DEFAULTS["batch_size"])
+    p.add_argument("--crop-size", type=int, default=options.TRAIN_DEFAULTS["crop_size"])
     p.add_argument("--learning-rate", type=float, default=None,
                    help="peak learning rate (default 1e-3 blind-spot, 1e-3 AMSSD)")
     p.add_argument("--lr-schedule", default=None, choices=["cosine", "plateau"],
@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time budget: stop after this many minutes (or --steps, whichever comes first)")
     p.add_argument("--noise", default="per-scan", choices=["per-scan", "shared"],
                    help="calibrated modes: fit each training scan's noise (default) or learn one law for all")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=options.TRAIN_DEFAULTS["seed"])
     p.add_argument("--resume", help="continue training from this .keras model")
     p.add_argument("--checkpoint", help="rewrite this .keras file at every new best validation loss")
     p.add_argument("--bf16", action="store_true", help="mixed bfloat16 (faster on CPUs with AVX512-BF16/AMX)")
@@ -351,8 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scans", nargs="+")
     p.add_argument("--model", required=True, help=".keras model written by `xray-denoise train`")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--tile", type=int, default=None, help="tile side (default: the model's)")
-    p.add_argument("--overlap", type=int, default=None)
+    p.add_argument("--tile", type=int, default=options.DENOISE_DEFAULTS["tile"],
+                   help="tile side (default: the model's)")
+    p.add_argument("--overlap", type=int, default=options.DENOISE_DEFAULTS["overlap"],
+                   help="tile overlap in pixels (default: the model's, at least its receptive radius)")
+    p.add_argument("--batch-size", type=int, default=options.DENOISE_DEFAULTS["batch_size"],
+                   help="tiles per network call (default: 1 on a CPU, 8 on a GPU)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_denoise)
 
@@ -373,11 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fuse", help="fuse low and high energy into one 16-bit image")
     p.add_argument("scan", help="a dual-energy TIFF or one half of a low/high pair")
     p.add_argument("-o", "--output", required=True, help="output TIFF")
-    p.add_argument("--method", choices=["wavelet", "spatial"], default="wavelet")
+    p.add_argument("--method", choices=options.FUSION_METHODS, default="wavelet")
     p.add_argument("--wavelet", default="db4", help="any discrete PyWavelets wavelet (wavelet method)")
     p.add_argument("--level", type=int, default=4, help="decomposition levels (wavelet method)")
-    p.add_argument("--approx", choices=["smoothed_mean", "mean", "weighted"], default="smoothed_mean")
-    p.add_argument("--detail", choices=["sum", "max_abs", "mean"], default="sum")
+    p.add_argument("--approx", choices=options.FUSION_APPROX_RULES, default="smoothed_mean")
+    p.add_argument("--detail", choices=options.FUSION_DETAIL_RULES, default="sum")
     p.add_argument("--threshold", type=float, default=None,
                    help="background/detail threshold in counts (spatial method; default 20/255 of white)")
     p.add_argument("--gamma", type=float, default=2.2, help="display gamma (spatial method)")
@@ -386,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("colour", aliases=["color"], help="colour a dual-energy scan (material, hsv or hot)")
     p.add_argument("scan")
     p.add_argument("-o", "--output", required=True, help="output .png or .tif (8-bit RGB)")
-    p.add_argument("--scheme", choices=["material", "hsv", "hot"], default="material")
+    p.add_argument("--scheme", choices=options.COLOUR_SCHEMES, default="material")
     p.add_argument("--smooth", type=float, default=0.0, help="Gaussian sigma (px) before material classification")
     p.add_argument("--white-level", type=float, default=None, help="air level in counts (default: estimated)")
     p.set_defaults(func=cmd_colour)

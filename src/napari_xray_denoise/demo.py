@@ -60,7 +60,7 @@ def run_demo(out: Path) -> list[dict]:
             t0 = time.perf_counter()
             versions["denoised"] = model.denoise(noisy)
             seconds = time.perf_counter() - t0
-            step = io.history_entry("denoise", model=model.metadata.get("name", "shipped"), mode=model.metadata.get("mode"))
+            step = io.denoise_history_entry(model.metadata.get("name", "shipped"), model.metadata, model.last_noise)
             io.write_tiff(out / f"{scan.name}_denoised.tif", list(versions["denoised"]),
                           channel_names=["low", "high"], history=history + [step])
             print(f"{scan.name}: denoised {noisy.shape[1]}x{noisy.shape[2]} in {seconds:.2f} s")

@@ -532,6 +532,16 @@ def history_entry(operation: str, **params: Any) -> dict[str, Any]:
     }
 
 
+def denoise_history_entry(model_name: str, metadata: Mapping[str, Any], noise_used: Any) -> dict[str, Any]:
+    """The ``denoise`` step: the model, its method and mode, and the noise actually used.
+
+    ``noise_used`` is what the denoiser applied to this scan (``Denoiser.last_noise``:
+    per channel, fitted on the scan by default), not the noise the model was trained on.
+    """
+    return history_entry("denoise", model=model_name, method=metadata.get("method"),
+                         mode=metadata.get("mode"), noise=noise_used)
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}

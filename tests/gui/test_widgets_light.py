@@ -125,3 +125,36 @@ def test_fuse_widget_docked_before_the_scan_picks_the_pair(make_napari_viewer, m
     viewer.layers.remove(viewer.layers["bag_high_dose high"])  # its partner gone: no error either
     qtbot.wait(50)
     assert shown == []
+
+
+def test_denoise_widget_uses_the_models_defaults(make_napari_viewer, monkeypatch):
+    """Unless the user sets them, tile, overlap and batch size are left to the model and
+    the library, as on the command line (no overlap of 32 below AMSSD's receptive radius)."""
+    from napari_xray_denoise import options
+    from napari_xray_denoise._napari.widgets import denoise_widget
+    from napari_xray_denoise._napari.widgets.train_widget import TrainWidget
+
+    submitted = {}
+
+    class FakeLane:
+        def submit(self, job, **kwargs):
+            submitted.update(kwargs)
+            raise denoise_widget._compute.BusyError("stop here")
+
+    monkeypatch.setattr(denoise_widget._compute, "lane", lambda name: FakeLane())
+    monkeypatch.setattr(denoise_widget, "notify_error", lambda exc: None)
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-xray-denoise", "low_dose_bag")
+    den = denoise_widget.DenoiseWidget(viewer)
+    den.reset_choices()
+    den.model.value = denoise_widget.FROM_FILE
+    monkeypatch.setattr(denoise_widget.DenoiseWidget, "model_path", lambda self: "m.keras")
+    den.scan.value = "bag_low_dose (low+high)"
+    den.start()
+    assert {k: submitted.get(k, "missing") for k in options.DENOISE_DEFAULTS} == options.DENOISE_DEFAULTS
+    den.tile.value, den.overlap.value = 128, 16
+    den.start()
+    assert submitted["tile"] == 128 and submitted["overlap"] == 16 and submitted["batch_size"] is None
+    train = TrainWidget(viewer)
+    assert {"steps": train.steps.value, "batch_size": train.batch.value, "crop_size": train.crop.value,
+            "learning_rate": train.lr.value, "seed": train.seed.value} == options.TRAIN_DEFAULTS

@@ -73,8 +73,11 @@ def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict,
 
 
 def denoise(report, cancel, *, model_path: str, image: np.ndarray, tile: int | None = None,
-            overlap: int | None = None, batch_size: int = 4) -> dict:
-    """Tiled denoising of a (C, Y, X) or (Y, X) scan; returns float32 counts."""
+            overlap: int | None = None, batch_size: int | None = None) -> dict:
+    """Tiled denoising of a (C, Y, X) or (Y, X) scan; returns float32 counts.
+
+    ``None`` keeps the model's tile and overlap and the library's batch size (as the CLI).
+    """
     from ..core import OperationCancelled
 
     model = load(model_path)

@@ -12,11 +12,11 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, SpinBox
 from napari.utils import progress
 
+from ... import io, options
 from ..._worker import compute as _compute
 from ..session import REGISTRY
 from ._common import (
     JobWidgetMixin,
-    layer_history_entry,
     notify_error,
     notify_info,
     relay_job,
@@ -45,9 +45,13 @@ class DenoiseWidget(JobWidgetMixin, Container):
         self.model_file = FileEdit(mode="r", filter="*.keras", label="model file")
         self.scan = ComboBox(choices=self._scan_choices, label="scan",
                              tooltip="a dual-energy pair (low+high) or a single layer")
-        self.tile = SpinBox(value=256, min=64, max=2048, step=64, label="tile",
+        # the lowest value of each box means the model's own (options.DENOISE_DEFAULTS)
+        self.tile = SpinBox(value=0, min=0, max=2048, step=64, label="tile",
                             tooltip="tile side in pixels; memory grows with tile, not with scan size")
-        self.overlap = SpinBox(value=32, min=0, max=256, step=8, label="overlap")
+        self.overlap = SpinBox(value=-8, min=-8, max=256, step=8, label="overlap",
+                               tooltip="tile overlap in pixels (the model's own is at least its receptive radius)")
+        self.tile.native.setSpecialValueText("model's")
+        self.overlap.native.setSpecialValueText("model's")
         self.run_button = PushButton(text="Denoise")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.compare_button = PushButton(text="Compare before/after")
@@ -104,8 +108,8 @@ class DenoiseWidget(JobWidgetMixin, Container):
             notify_error(exc)
             return None
         try:
-            self._job = _compute.lane("infer").submit(
-                "denoise", model_path=model_path, image=image, tile=self.tile.value, overlap=self.overlap.value)
+            self._job = _compute.lane("infer").submit("denoise", model_path=model_path, image=image,
+                                                      **self.denoise_options())
         except _compute.BusyError as exc:
             notify_error(exc)
             return None
@@ -117,6 +121,12 @@ class DenoiseWidget(JobWidgetMixin, Container):
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         return self._worker
+
+    def denoise_options(self) -> dict:
+        """Tile, overlap and batch size; ``None`` where the model's or library's default applies."""
+        chosen = {"tile": self.tile.value if self.tile.value > 0 else None,
+                  "overlap": self.overlap.value if self.overlap.value >= 0 else None}
+        return {**options.DENOISE_DEFAULTS, **{k: v for k, v in chosen.items() if v is not None}}
 
     def cancel(self):
         if self._job is not None:
@@ -139,14 +149,17 @@ class DenoiseWidget(JobWidgetMixin, Container):
         denoised = np.asarray(result["denoised"], dtype=np.float32)
         meta = result["metadata"]
         self.last_layers = []
-        for layer, channel in zip(layers, denoised, strict=True):
-            history = list(layer.metadata.get("history", [])) + [layer_history_entry(
-                "denoise", model=Path(model_path).name, method=meta.get("method"), mode=meta.get("mode"))]
+        noise = result.get("noise")  # the noise the denoiser used, per channel
+        if not (isinstance(noise, list) and len(noise) == len(layers)):
+            noise = [noise] * len(layers)
+        for layer, channel, channel_noise in zip(layers, denoised, noise, strict=True):
+            history = list(layer.metadata.get("history", [])) + [
+                io.denoise_history_entry(Path(model_path).name, meta, channel_noise)]
             new = show_image(
                 self._viewer, channel, f"{layer.name} denoised", source=layer,
                 metadata={"count_scale": 1.0, "history": history, "energy": layer.metadata.get("energy"),
                           "model_path": model_path, "model": {k: meta.get(k) for k in ("method", "mode", "joint")},
-                          "noise": meta.get("noise")},
+                          "noise": channel_noise},
             )
             self.last_layers.append((layer, new))
         self.bar.value = 100

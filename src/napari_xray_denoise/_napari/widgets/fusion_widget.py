@@ -11,7 +11,7 @@ from magicgui import magic_factory
 from napari.layers import Image
 
 from ... import colour as colouring
-from ... import fusion
+from ... import fusion, options
 from ._common import (
     history_of,
     layer_history_entry,
@@ -22,7 +22,7 @@ from ._common import (
     show_image,
 )
 
-COLOUR_SCHEMES = ["material", "hsv", "hot", "none"]
+COLOUR_SCHEMES = [*options.COLOUR_SCHEMES, "none"]
 
 
 def _init(widget) -> None:
@@ -58,11 +58,11 @@ def _init(widget) -> None:
     auto_call=True,
     low={"label": "low energy", "tooltip": "low-energy layer of the scan"},
     high={"label": "high energy", "tooltip": "high-energy layer (picked automatically for a pair)"},
-    method={"choices": ["wavelet", "spatial"], "tooltip": "wavelet: source rules (db4, 4 levels); spatial: background/detail rule"},
+    method={"choices": options.FUSION_METHODS, "tooltip": "wavelet: source rules (db4, 4 levels); spatial: background/detail rule"},
     wavelet={"choices": pywt.wavelist(kind="discrete"), "tooltip": "any discrete PyWavelets wavelet"},
     level={"min": 1, "max": 12, "tooltip": "decomposition levels (wavelet fusion)"},
-    approx={"choices": ["smoothed_mean", "mean", "weighted"], "tooltip": "approximation band rule"},
-    detail={"choices": ["sum", "max_abs", "mean"], "tooltip": "detail band rule"},
+    approx={"choices": options.FUSION_APPROX_RULES, "tooltip": "approximation band rule"},
+    detail={"choices": options.FUSION_DETAIL_RULES, "tooltip": "detail band rule"},
     weight={"min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "low-energy weight for the 'weighted' rule"},
     threshold={"min": 0.0, "max": 65535.0, "step": 100.0,
                "tooltip": "spatial fusion: |low-high| below this (counts) is background"},

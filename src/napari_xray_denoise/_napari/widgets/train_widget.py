@@ -24,7 +24,7 @@ from magicgui.widgets import (
 )
 from napari.utils import progress
 
-from ... import io
+from ... import io, options
 from ..._worker import compute as _compute
 from ..session import REGISTRY
 from ._common import (
@@ -38,17 +38,8 @@ from ._common import (
 )
 from .loss_plot import LossPlot
 
-METHODS = ["poissongaussian", "poisson", "gaussian", "uncalib", "mse", "amssd"]
-METHOD_TIPS = (
-    "poissongaussian/poisson/gaussian/uncalib/mse: blind-spot modes (learn from noisy scans only); "
-    "amssd: multiscale pseudo-target network"
-)
-PRESETS = {
-    # name: blind-spot network size (enc, dec, levels) -- CPU default vs the source's size
-    "CPU (32/64 filters, 3 levels)": (32, 64, 3),
-    "quick look (16/32 filters, 2 levels)": (16, 32, 2),
-    "source (48/96 filters, 5 levels, GPU)": (48, 96, 5),
-}
+# network size label -> name in options.NETWORK_SIZES (CPU default first)
+PRESETS = {label: name for name, (label, *_) in options.NETWORK_SIZES.items()}
 
 
 class TrainWidget(JobWidgetMixin, Container):
@@ -61,25 +52,26 @@ class TrainWidget(JobWidgetMixin, Container):
         self._worker = None
         self._job = None
         self._pbar = None
-        self.method = ComboBox(choices=METHODS, value="poissongaussian", label="method", tooltip=METHOD_TIPS)
+        self.method = ComboBox(choices=options.TRAIN_METHODS, value=options.DEFAULT_METHOD, label="method",
+                               tooltip=options.METHOD_HELP)
         self.source = RadioButtons(choices=["open scans", "folder"], value="open scans", label="train on",
                                    orientation="horizontal")
         self.scans = Select(choices=self._scan_choices, label="scans",
                             tooltip="open scans to learn from (dual-energy pairs are trained jointly)")
         self.folder = FileEdit(mode="d", label="folder", tooltip="a folder of TIFF scans", visible=False)
-        self.joint = ComboBox(choices=["auto", "cross", "blind", "separate"], value="auto", label="dual-energy",
-                              tooltip="auto = separate (best per CPU-minute in the benchmark); "
-                                      "cross: each energy sees the other's centre pixel (independent detectors); "
-                                      "blind: centre pixel hidden in both; separate: one single-channel model for each energy in turn")
+        self.joint = ComboBox(choices=options.JOINT_VARIANTS, value="auto", label="dual-energy",
+                              tooltip=options.JOINT_HELP)
         self.preset = ComboBox(choices=list(PRESETS), label="network size")
-        self.steps = SpinBox(value=2000, min=10, max=1_000_000, step=100, label="steps")
-        self.crop = SpinBox(value=64, min=32, max=512, step=32, label="crop size")
-        self.batch = SpinBox(value=8, min=1, max=128, label="batch size")
-        self.lr = FloatSpinBox(value=1e-3, min=1e-6, max=1e-1, step=1e-4, label="learning rate")
+        defaults = options.TRAIN_DEFAULTS
+        self.steps = SpinBox(value=defaults["steps"], min=10, max=1_000_000, step=100, label="steps")
+        self.crop = SpinBox(value=defaults["crop_size"], min=32, max=512, step=32, label="crop size")
+        self.batch = SpinBox(value=defaults["batch_size"], min=1, max=128, label="batch size")
+        self.lr = FloatSpinBox(value=defaults["learning_rate"], min=1e-6, max=1e-1, step=1e-4,
+                               label="learning rate")
         self.minutes = FloatSpinBox(value=0.0, min=0.0, max=10_000.0, step=1.0, label="time budget (min)",
                                     tooltip="stop after this many minutes (0: no limit); the learning rate "
                                             "decays to the end of whichever of steps or time runs out first")
-        self.seed = SpinBox(value=0, min=0, max=2**31 - 1, label="seed")
+        self.seed = SpinBox(value=defaults["seed"], min=0, max=2**31 - 1, label="seed")
         self.train_button = PushButton(text="Train")
         self.stop_button = PushButton(text="Stop", enabled=False,
                                       tooltip="stop after the current step and keep the best model so far")
@@ -128,8 +120,7 @@ class TrainWidget(JobWidgetMixin, Container):
                   "minutes": self.minutes.value if self.minutes.value > 0 else None}
         if self.method.value == "amssd":
             return common
-        enc, dec, levels = PRESETS[self.preset.value]
-        return {**common, "joint": self.joint.value, "enc_filters": enc, "dec_filters": dec, "levels": levels}
+        return {**common, "joint": self.joint.value, **options.network_size(PRESETS[self.preset.value])}
 
     # -- running ----------------------------------------------------------------------
     @property
