@@ -187,20 +187,48 @@ def cmd_colour(args) -> int:
 
 
 class _Bar:
-    """A tqdm progress bar fed by (done, total) callbacks."""
+    """A tqdm progress bar fed by ``(done, total[, loss, val_loss])`` callbacks.
 
-    def __init__(self, desc: str, disable: bool = False):
+    With ``minutes`` (a training time budget) the bar counts seconds of the budget and
+    its ETA is the real time left: the run ends on the budget or the steps, whichever
+    comes first (:class:`~napari_xray_denoise.progress.TrainingProgress`).
+    """
+
+    def __init__(self, desc: str, disable: bool = False, minutes: float | None = None, clock=None):
         from tqdm import tqdm
 
         self._tqdm = tqdm
         self.desc, self.disable, self.bar = desc, disable, None
+        self.minutes, self.progress = minutes, None
+        if minutes:  # the clock starts now: set-up time counts against the budget too
+            from .progress import TrainingProgress
+
+            self.progress = TrainingProgress(1, minutes, **({"clock": clock} if clock is not None else {}))
 
     def __call__(self, done, total, loss=None, val_loss=None):
         if self.bar is None:
-            self.bar = self._tqdm(total=total, desc=self.desc, disable=self.disable, unit="step")
-        self.bar.n = done
+            if self.progress is not None:
+                from .progress import format_seconds
+
+                budget = format_seconds(60 * self.minutes)
+                self.bar = self._tqdm(total=round(60 * self.minutes), desc=self.desc, disable=self.disable,
+                                      unit="s", bar_format="{l_bar}{bar}| {elapsed} of " + budget + "{postfix}")
+            else:
+                self.bar = self._tqdm(total=total, desc=self.desc, disable=self.disable, unit="step")
+        postfix = {}
+        if self.progress is not None:
+            from .progress import format_seconds
+
+            self.progress.update(done, total)
+            self.bar.n = min(self.bar.total, round(self.progress.fraction * self.bar.total))
+            left = self.progress.seconds_left
+            postfix = {"step": f"{done}/{total}", "left": "-" if left is None else format_seconds(left)}
+        else:
+            self.bar.n = done
         if loss is not None:
-            self.bar.set_postfix(loss=f"{loss:.4g}", val=("-" if val_loss is None else f"{val_loss:.4g}"))
+            postfix.update(loss=f"{loss:.4g}", val=("-" if val_loss is None else f"{val_loss:.4g}"))
+        if postfix:
+            self.bar.set_postfix(postfix)
         self.bar.refresh()
 
     def close(self):
@@ -228,7 +256,7 @@ def cmd_train(args) -> int:
         common["minutes"] = args.minutes
     if args.lr_schedule is not None:
         common["lr_schedule"] = args.lr_schedule
-    bar = _Bar(f"train {args.method}", disable=args.quiet)
+    bar = _Bar(f"train {args.method}", disable=args.quiet, minutes=args.minutes)
     try:
         if args.method == "amssd":
             from .core.amssd_train import AmssdConfig, train_amssd

@@ -158,3 +158,17 @@ def test_denoise_widget_uses_the_models_defaults(make_napari_viewer, monkeypatch
     train = TrainWidget(viewer)
     assert {"steps": train.steps.value, "batch_size": train.batch.value, "crop_size": train.crop.value,
             "learning_rate": train.lr.value, "seed": train.seed.value} == options.TRAIN_DEFAULTS
+
+
+def test_train_widget_progress_follows_the_time_budget(make_napari_viewer):
+    """Under a time budget the bar and the status show the clock's progress and time left."""
+    from napari_xray_denoise._napari.widgets.train_widget import TrainWidget
+    from napari_xray_denoise.progress import TrainingProgress
+
+    now = [0.0]
+    widget = TrainWidget(make_napari_viewer())
+    widget._run = TrainingProgress(2000, 10, clock=lambda: now[0])
+    now[0] = 60.0
+    widget._on_progress({"step": 90, "total": 2000, "loss": 0.1})
+    assert widget.bar.value == 10  # a tenth of the 10 minutes, not 90/2000 of the steps
+    assert "9:00 left" in widget.status.value

@@ -26,6 +26,7 @@ from napari.utils import progress
 
 from ... import io, options
 from ..._worker import compute as _compute
+from ...progress import TrainingProgress
 from ..session import REGISTRY
 from ._common import (
     JobWidgetMixin,
@@ -89,6 +90,7 @@ class TrainWidget(JobWidgetMixin, Container):
         self.stop_button.changed.connect(self.stop)
         self.save_button.changed.connect(self.save)
         self.last_model = None
+        self._run = TrainingProgress(self.steps.value)
 
     # -- choices --------------------------------------------------------------------
     def _scan_choices(self, _widget=None):
@@ -142,7 +144,8 @@ class TrainWidget(JobWidgetMixin, Container):
         self.plot.total_steps = config["steps"]
         self.bar.value = 0
         self.status.value = "starting the compute process..."
-        self._pbar = progress(total=config["steps"], desc=f"Training {method}")
+        self._pbar = progress(total=100, desc=f"Training {method} (%)")
+        self._run = TrainingProgress(config["steps"], config["minutes"])  # the budget's clock starts now
         try:
             self._job = _compute.lane("train").submit(
                 "train", method=method, scans=scans, config=config, save_path=save_path)
@@ -164,12 +167,14 @@ class TrainWidget(JobWidgetMixin, Container):
     def _on_progress(self, info: dict):
         step, total = info.get("step", 0), info.get("total", 1)
         self.plot.add(step, info.get("loss"), info.get("val_loss"), total)
-        self.bar.value = int(100 * step / max(total, 1))
+        self._run.update(step, total)  # under a time budget, progress and time left follow the clock
+        percent = int(100 * self._run.fraction)
+        self.bar.value = percent
         val = info.get("val_loss")
-        self.status.value = f"step {step}/{total}  loss {info.get('loss', float('nan')):.4g}" + (
+        self.status.value = f"{self._run.describe()}  loss {info.get('loss', float('nan')):.4g}" + (
             f"  validation {val:.4g}" if val is not None else "")
         if self._pbar is not None:
-            self._pbar.n = step
+            self._pbar.n = percent
             self._pbar.refresh()
 
     @while_alive
