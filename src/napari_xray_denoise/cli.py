@@ -330,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Denoise, fuse and score dual-energy 16-bit X-ray scans.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show debug log lines (for example tifffile's remarks on damaged files)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="describe scans: shape, bits used, noise level")
@@ -429,9 +431,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Warnings only by default; ``--verbose``: this package's debug lines too."""
+    import logging
+
+    logging.basicConfig(format="%(name)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("napari_xray_denoise").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except (CliError, io.ScanReadError, io.ScanWriteError, ValueError) as exc:

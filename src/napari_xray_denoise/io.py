@@ -21,8 +21,10 @@ is complete, so a failed write leaves no partial file and never damages an old o
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import logging
 import os
 import re
 import tempfile
@@ -53,6 +55,9 @@ _KEPT_TAGS = (
     "Software", "DateTime", "Make", "Model", "Artist", "HostComputer",
     "XResolution", "YResolution", "ResolutionUnit", "BitsPerSample", "Compression",
 )
+
+
+_log = logging.getLogger(__name__)
 
 
 class ScanReadError(ValueError):
@@ -279,7 +284,7 @@ def _read_single_file(path: Path) -> Scan:
     if not is_tiff_file(path):
         raise ScanReadError(f"'{path.name}' is not a TIFF file; open a .tif/.tiff scan.")
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _tifffile_log_to_debug(), tifffile.TiffFile(path) as tif:
             arrays, names, description = _series_arrays(tif, path)
             tags = _kept_tags(tif)
     except ScanReadError:
@@ -327,6 +332,7 @@ def _series_arrays(tif: tifffile.TiffFile, path: Path) -> tuple[list[np.ndarray]
         names = _ome_channel_names(tif) or _imagej_labels(tif)
 
     series = tif.series
+    _check_memory(series, path)
     arrays: list[np.ndarray] = []
     for s in series:
         data = s.asarray()
@@ -360,6 +366,73 @@ def _series_arrays(tif: tifffile.TiffFile, path: Path) -> tuple[list[np.ndarray]
     if names is not None and len(names) != len(arrays):
         names = None
     return arrays, names, description or {}
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this process may still allocate: the system's available memory, capped by
+    the process's address-space limit (``ulimit -v``); None where unknown."""
+    limits = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        try:
+            limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(int(soft))
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
+    return min(limits) if limits else None
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB"
+
+
+def _check_memory(series, path: Path) -> None:
+    """Refuse a file whose header claims more pixels than this machine can hold, before
+    anything is allocated (a damaged header or a scan too big for this machine)."""
+    needed = sum(int(np.prod(s.shape, dtype=np.float64)) * np.dtype(s.dtype).itemsize for s in series)
+    available = available_memory_bytes()
+    if available is None or needed <= available:
+        return
+    largest = max(series, key=lambda s: int(np.prod(s.shape, dtype=np.float64)))
+    shape = "x".join(str(n) for n in largest.shape)
+    raise ScanReadError(
+        f"'{path.name}' claims a {shape} {np.dtype(largest.dtype)} image ({_gib(needed)} in all) but this "
+        f"machine has {_gib(available)} of memory available; the header may be damaged, or open the scan "
+        "on a machine with more memory."
+    )
+
+
+class _TifffileToDebug(logging.Handler):
+    """Re-log tifffile's records (``invalid page offset``...) as DEBUG lines of this module."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _log.debug("tifffile %s: %s", record.levelname.lower(), record.getMessage())
+
+
+@contextlib.contextmanager
+def _tifffile_log_to_debug():
+    """While reading, tifffile's log lines go to this module's logger at DEBUG level
+    (quiet by default; ``xray-denoise --verbose`` shows them) instead of the console."""
+    logger = logging.getLogger("tifffile")
+    handler, propagate = _TifffileToDebug(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _assign_roles(arrays: list[np.ndarray], names: list[str] | None, path: Path) -> dict[str, np.ndarray]:
