@@ -8,6 +8,7 @@ and exit with status 2. TensorFlow is imported only by ``train`` and ``denoise``
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, io, options
+from . import __version__, bands, io, options
 
 
 class CliError(Exception):
@@ -67,14 +68,16 @@ def cmd_info(args) -> int:
 
     rows = []
     for scan in io.read_scans(args.scans):
+        edges = bands.EdgeBands.from_dict(scan.meta.get("edge_bands"))
         for channel, image in scan.channels.items():
+            inside = edges.interior(image)  # min, max and noise of the image part only
             rows.append({
                 "scan": scan.name, "channel": channel, "shape": "x".join(map(str, image.shape)),
                 "dtype": str(image.dtype), "bits used": scan.meta.get("effective_bits"),
-                "min": int(image.min()), "max": int(image.max()),
-                "noise std": estimate_noise_flat(image),
+                "min": int(inside.min()), "max": int(inside.max()),
+                "noise std": estimate_noise_flat(inside), "edge bands": edges.describe() or "-",
             })
-    _print_table(rows, ["scan", "channel", "shape", "dtype", "bits used", "min", "max", "noise std"])
+    _print_table(rows, ["scan", "channel", "shape", "dtype", "bits used", "min", "max", "noise std", "edge bands"])
     return 0
 
 
@@ -240,7 +243,7 @@ def _training_scans(paths) -> list[np.ndarray]:
     scans = io.read_scans(paths)
     if not scans:
         raise CliError("No scans found; give TIFF files, low/high pairs or folders.")
-    return [s.images() for s in scans]
+    return bands.crop_to_image([s.images() for s in scans])
 
 
 def cmd_train(args) -> int:
@@ -302,8 +305,9 @@ def cmd_denoise(args) -> int:
             names, images = ["low", "high"], scan.stack()
         bar = _Bar(f"denoise {scan.name}", disable=args.quiet)
         try:
-            denoised = model.denoise(images, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size,
-                                     on_progress=bar)
+            denoised = bands.apply_inside(  # non-image edge bands pass through unchanged
+                functools.partial(model.denoise, tile=args.tile, overlap=args.overlap,
+                                  batch_size=args.batch_size, on_progress=bar), images)
         finally:
             bar.close()
         step = io.denoise_history_entry(Path(args.model).name, model.metadata, model.last_noise)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import colour, fusion, io, metrics
+from . import bands, colour, fusion, io, metrics
 from .cli import _print_table
 from .samples import SAMPLES, sample_paths
 
@@ -58,7 +58,7 @@ def run_demo(out: Path) -> list[dict]:
         versions = {"noisy": noisy.astype(np.float32)}
         if model is not None:
             t0 = time.perf_counter()
-            versions["denoised"] = model.denoise(noisy)
+            versions["denoised"] = bands.apply_inside(model.denoise, noisy)
             seconds = time.perf_counter() - t0
             step = io.denoise_history_entry(model.metadata.get("name", "shipped"), model.metadata, model.last_noise)
             io.write_tiff(out / f"{scan.name}_denoised.tif", list(versions["denoised"]),

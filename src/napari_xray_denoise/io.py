@@ -39,6 +39,7 @@ import numpy as np
 import tifffile
 
 from . import __version__
+from .bands import EdgeBands, find_edge_bands
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 METADATA_KEY = "napari_xray_denoise"
@@ -74,7 +75,8 @@ class Scan:
 
     ``channels`` maps a role (``"low"``, ``"high"``, ``"image"`` for single-energy
     scans, or any name written by this package) to a 2-D array, in file order.
-    ``meta`` holds ``source_paths``, ``bit_depth``, ``effective_bits``, ``tiff_tags``
+    ``meta`` holds ``source_paths``, ``bit_depth``, ``effective_bits`` (of the image part),
+    ``edge_bands`` (non-image rows/columns at the edges, see :mod:`.bands`), ``tiff_tags``
     and the processing ``history`` read back from files this package wrote.
     """
 
@@ -272,7 +274,9 @@ def _read_pair(first: Path, second: Path) -> Scan:
     meta = dict(low.meta)
     meta["source_paths"] = [str(lf), str(hf)]
     meta["layout"] = "pair"
-    meta["effective_bits"] = max(low.meta["effective_bits"], high.meta["effective_bits"])
+    bands = EdgeBands.from_dict(low.meta["edge_bands"]).union(EdgeBands.from_dict(high.meta["edge_bands"]))
+    meta["edge_bands"] = bands.as_dict()
+    meta["effective_bits"] = _effective_bits(bands.interior(a) for a in (low_img, high_img))
     return Scan(base, {"low": low_img, "high": high_img}, meta)
 
 
@@ -299,11 +303,13 @@ def _read_single_file(path: Path) -> Scan:
     for name, arr in channels.items():
         channels[name] = _validate_image(arr, path, name)
     history = description.get("history", []) if description else []
+    bands = find_edge_bands(list(channels.values()))  # non-image edges: out of the bit depth
     meta: dict[str, Any] = {
         "source_paths": [str(path)],
         "layout": "single-file",
         "bit_depth": int(np.dtype(next(iter(channels.values())).dtype).itemsize * 8),
-        "effective_bits": _effective_bits(channels.values()),
+        "effective_bits": _effective_bits(bands.interior(a) for a in channels.values()),
+        "edge_bands": bands.as_dict(),
         "tiff_tags": tags,
         "history": history,
     }

@@ -36,6 +36,7 @@ def scan_to_layer_data(scan: Scan) -> list[tuple[np.ndarray, dict[str, Any], str
             "source_paths": list(scan.meta.get("source_paths", [])),
             "bit_depth": scan.meta.get("bit_depth"),
             "effective_bits": scan.meta.get("effective_bits"),
+            "edge_bands": dict(scan.meta.get("edge_bands") or {}),
             "tiff_tags": dict(scan.meta.get("tiff_tags", {})),
             "history": list(scan.meta.get("history", [])),
             "count_scale": 1.0,

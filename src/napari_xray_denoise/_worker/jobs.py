@@ -53,6 +53,10 @@ def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict,
           resume_from: str | None = None) -> dict:
     """Train a blind-spot (``method`` = a noise mode) or AMSSD model and save it."""
 
+    from ..bands import crop_to_image
+
+    scans = crop_to_image(scans)  # non-image edge bands stay out of the scale and the noise fit
+
     def on_progress(step, total, loss, val_loss=None):
         report(step=int(step), total=int(total), loss=float(loss),
                val_loss=None if val_loss is None else float(val_loss))
@@ -78,12 +82,15 @@ def denoise(report, cancel, *, model_path: str, image: np.ndarray, tile: int | N
 
     ``None`` keeps the model's tile and overlap and the library's batch size (as the CLI).
     """
+    from ..bands import apply_inside
     from ..core import OperationCancelled
 
     model = load(model_path)
     try:
-        out = model.denoise(image, tile=tile, overlap=overlap, batch_size=batch_size, cancel=cancel,
-                            on_progress=lambda done, total: report(done=int(done), total=int(total)))
+        out = apply_inside(  # non-image edge bands pass through unchanged
+            lambda inside: model.denoise(inside, tile=tile, overlap=overlap, batch_size=batch_size, cancel=cancel,
+                                         on_progress=lambda done, total: report(done=int(done), total=int(total))),
+            image)
     except OperationCancelled:
         return {"cancelled": True}
     return {"denoised": out, "metadata": dict(model.metadata),
