@@ -7,32 +7,12 @@ here, in the worker, never in the GUI process.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 _MODELS: dict[tuple[str, float], Any] = {}
-
-
-def ping(report, cancel) -> dict:
-    return {"pid": os.getpid()}
-
-
-def sleep(report, cancel, *, seconds: float, exit_code: int | None = None) -> dict:
-    """Test job: report ticks until ``seconds`` pass or cancel; optionally die hard."""
-    import time
-
-    t0 = time.monotonic()
-    ticks = 0
-    while time.monotonic() - t0 < seconds and not cancel.is_set():
-        ticks += 1
-        report(step=ticks)
-        time.sleep(0.05)
-        if exit_code is not None:
-            os._exit(exit_code)
-    return {"ticks": ticks, "cancelled": cancel.is_set()}
 
 
 def load(path: str):
@@ -43,10 +23,6 @@ def load(path: str):
     if key not in _MODELS:
         _MODELS[key] = load_model(path)
     return _MODELS[key]
-
-
-def model_info(report, cancel, *, model_path: str) -> dict:
-    return dict(load(model_path).metadata)
 
 
 def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict, save_path: str,
