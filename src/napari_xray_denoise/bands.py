@@ -143,8 +143,3 @@ def apply_inside(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
     out = images.astype(processed.dtype, copy=True)
     bands.interior(out)[...] = processed
     return out
-
-
-def crop_to_image(scans: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Training scans ``(C, Y, X)`` without their bands (so they stay out of scale and noise fit)."""
-    return [np.ascontiguousarray(find_edge_bands(s).interior(s)) for s in scans]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, bands, io, options
+from .tables import print_table
 
 
 class CliError(Exception):
@@ -47,19 +48,6 @@ def _parse_scales(text: str) -> list[tuple[int, float]]:
     return scales
 
 
-def _print_table(rows: list[dict], columns: Sequence[str]) -> None:
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
-        return "" if v is None else str(v)
-
-    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
-
-
 # --------------------------------------------------------------------------- commands
 
 
@@ -77,7 +65,7 @@ def cmd_info(args) -> int:
                 "min": int(inside.min()), "max": int(inside.max()),
                 "noise std": estimate_noise_flat(inside), "edge bands": edges.describe() or "-",
             })
-    _print_table(rows, ["scan", "channel", "shape", "dtype", "bits used", "min", "max", "noise std", "edge bands"])
+    print_table(rows, ["scan", "channel", "shape", "dtype", "bits used", "min", "max", "noise std", "edge bands"])
     return 0
 
 
@@ -139,7 +127,7 @@ def cmd_score(args) -> int:
         print(json.dumps(rows, indent=2, default=float))
     else:
         columns = ["name", "channel", "brisque", "noise"] + (["psnr", "ssim"] if reference is not None else [])
-        _print_table(rows, columns)
+        print_table(rows, columns)
     return 0
 
 
@@ -243,7 +231,7 @@ def _training_scans(paths) -> list[np.ndarray]:
     scans = io.read_scans(paths)
     if not scans:
         raise CliError("No scans found; give TIFF files, low/high pairs or folders.")
-    return bands.crop_to_image([s.images() for s in scans])
+    return [s.images() for s in scans]
 
 
 def cmd_train(args) -> int:
@@ -251,30 +239,19 @@ def cmd_train(args) -> int:
     output = Path(args.output)
     if output.suffix != ".keras":
         raise CliError(f"Model files end in .keras; got '{output.name}'.")
-    common = {"steps": args.steps, "batch_size": args.batch_size, "crop_size": args.crop_size, "seed": args.seed,
-              "mixed_bfloat16": args.bf16, "jit_compile": args.xla}
-    if args.learning_rate is not None:
-        common["learning_rate"] = args.learning_rate
-    if args.minutes is not None:
-        common["minutes"] = args.minutes
-    if args.lr_schedule is not None:
-        common["lr_schedule"] = args.lr_schedule
+    # None keeps the configuration's default; options of other kinds are ignored (core.registry)
+    train_options = {
+        "steps": args.steps, "batch_size": args.batch_size, "crop_size": args.crop_size, "seed": args.seed,
+        "mixed_bfloat16": args.bf16, "jit_compile": args.xla, "learning_rate": args.learning_rate,
+        "minutes": args.minutes, "lr_schedule": args.lr_schedule, "width": args.width or None,
+        "joint": args.joint, "noise_per_scan": args.noise == "per-scan", **options.network_size(args.size),
+    }
     bar = _Bar(f"train {args.method}", disable=args.quiet, minutes=args.minutes)
     try:
-        if args.method == "amssd":
-            from .core.amssd_train import AmssdConfig, train_amssd
+        from .core import train
 
-            config = AmssdConfig(**common, **({"width": args.width} if args.width else {}))
-            model = train_amssd(scans, config, on_progress=bar, resume_from=args.resume,
-                                checkpoint_path=args.checkpoint)
-        else:
-            from .core import TrainConfig, train_blindspot
-
-            size = options.network_size(args.size)
-            config = TrainConfig(mode=args.method, joint=args.joint, noise_per_scan=args.noise == "per-scan",
-                                 **size, **common)
-            model = train_blindspot(scans, config, on_progress=bar, resume_from=args.resume,
-                                    checkpoint_path=args.checkpoint)
+        model = train(args.method, scans, train_options, on_progress=bar, resume_from=args.resume,
+                      checkpoint_path=args.checkpoint)
     finally:
         bar.close()
     model.save(output)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from . import bands, colour, fusion, io, metrics
-from .cli import _print_table
 from .samples import SAMPLES, sample_paths
+from .tables import print_table
 
 
 def shipped_model_path() -> Path:
@@ -80,6 +80,6 @@ def run_demo(out: Path) -> list[dict]:
                          "brisque": metrics.brisque(np.clip(fused, 0, 65535).astype(np.uint16)),
                          "noise": metrics.estimate_noise_flat(fused)})
     print()
-    _print_table(rows, ["name", "channel", "brisque", "noise", "psnr", "ssim"])
+    print_table(rows, ["name", "channel", "brisque", "noise", "psnr", "ssim"])
     print(f"\noutputs written to {out.resolve()}")
     return rows

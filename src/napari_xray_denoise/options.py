@@ -7,21 +7,21 @@ checks ``core``'s training configurations against :data:`TRAIN_DEFAULTS`).
 
 from __future__ import annotations
 
+from .core.registry import BLINDSPOT_MODES, DEFAULT_METHOD, JOINT_OPTIONS, method_names
 from .fusion import APPROX_RULES, DETAIL_RULES
 
-#: blind-spot noise modes: how the network models the noise of the scans it learns from
-BLINDSPOT_MODES = ("poissongaussian", "poisson", "gaussian", "uncalib", "mse")
-#: training methods: a blind-spot mode, or ``amssd`` (multiscale pseudo-targets); each is a
-#: name of ``core.registry``
-TRAIN_METHODS = (*BLINDSPOT_MODES, "amssd")
-DEFAULT_METHOD = "poissongaussian"
+__all__ = ["BLINDSPOT_MODES", "DEFAULT_METHOD", "TRAIN_METHODS"]  # names from core.registry (TF-free)
+
+#: training methods: a blind-spot mode, or ``amssd`` (multiscale pseudo-targets); each
+#: is registered in ``core.registry``, which decides the model kind it trains
+TRAIN_METHODS = method_names()
 METHOD_HELP = (
     "poissongaussian/poisson/gaussian/uncalib/mse: blind-spot modes (learn from noisy scans only); "
     "amssd: multiscale pseudo-target network"
 )
 
 #: dual-energy variants of the blind-spot network (``auto`` = ``separate``)
-JOINT_VARIANTS = ("auto", "cross", "blind", "separate")
+JOINT_VARIANTS = JOINT_OPTIONS
 JOINT_HELP = (
     "auto = separate (best per CPU-minute in the benchmark); cross: each energy sees the other's "
     "centre pixel (independent detectors); blind: centre pixel hidden in both; separate: one "

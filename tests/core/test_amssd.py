@@ -23,7 +23,6 @@ from napari_xray_denoise.core.amssd import (  # noqa: E402
     amssd_loss,
     build_amssd_model,
     centralize_gradient,
-    load_model,
 )
 from napari_xray_denoise.core.amssd_train import (  # noqa: E402
     AmssdConfig,
@@ -32,6 +31,7 @@ from napari_xray_denoise.core.amssd_train import (  # noqa: E402
 )
 from napari_xray_denoise.core.data import Region  # noqa: E402
 from napari_xray_denoise.core.denoiser import Denoiser  # noqa: E402
+from napari_xray_denoise.core.registry import load_model  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- fixtures

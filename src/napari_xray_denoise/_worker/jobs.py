@@ -27,26 +27,15 @@ def load(path: str):
 
 def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict, save_path: str,
           resume_from: str | None = None) -> dict:
-    """Train a blind-spot (``method`` = a noise mode) or AMSSD model and save it."""
-
-    from ..bands import crop_to_image
-
-    scans = crop_to_image(scans)  # non-image edge bands stay out of the scale and the noise fit
+    """Train a model of ``method`` (a name of ``core.registry``) and save it."""
+    from ..core import train as train_method
 
     def on_progress(step, total, loss, val_loss=None):
         report(step=int(step), total=int(total), loss=float(loss),
                val_loss=None if val_loss is None else float(val_loss))
 
-    if method == "amssd":
-        from ..core.amssd_train import AmssdConfig, train_amssd
-
-        denoiser = train_amssd(scans, AmssdConfig(**config), on_progress=on_progress, cancel=cancel,
-                               resume_from=resume_from)
-    else:
-        from ..core import TrainConfig, train_blindspot
-
-        denoiser = train_blindspot(scans, TrainConfig(mode=method, **config), on_progress=on_progress,
-                                   cancel=cancel, resume_from=resume_from)
+    denoiser = train_method(method, scans, config, on_progress=on_progress, cancel=cancel,
+                            resume_from=resume_from)
     denoiser.save(save_path)
     _MODELS.clear()
     return {"model_path": str(save_path), "metadata": dict(denoiser.metadata)}

@@ -8,7 +8,9 @@ Public API::
     TrainConfig, train_blindspot(scans, config, *, on_progress, cancel, checkpoint_path, resume_from)
     Denoiser (.denoise(scan, *, tile, overlap, batch_size, noise, precision, on_progress, cancel),
               .predict_raw, .save, .metadata, .last_noise)
-    load_model(path), ModelFileError (a ValueError), OperationCancelled (denoise cancelled)
+    load_model(path) (any kind, chosen by core.registry), make_denoiser(model, metadata),
+    train(method, scans, options, ...) (the kind of a method name, from core.registry)
+    ModelFileError (a ValueError), OperationCancelled (denoise cancelled)
     untrained_denoiser(channels, config)  (benchmarks), build_blindspot_model, predict_tiled
 
 The generic pieces for other networks: ``core.training.fit`` (model + loss + sampler),
@@ -24,7 +26,9 @@ _LAZY = {
     "train_blindspot": "blindspot_train",
     "untrained_denoiser": "blindspot_train",
     "Denoiser": "denoiser",
-    "load_model": "denoiser",
+    "load_model": "registry",
+    "make_denoiser": "registry",
+    "train": "registry",
     "ModelFileError": "model_file",
     "read_metadata": "model_file",
     "OperationCancelled": "tiling",
