@@ -777,13 +777,3 @@ def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, history: Sequence[Map
     else:
         raise ValueError(f"Colour images are written as .png or .tif, not '{suffix}'.")
     return atomic_write(path, _write)
-
-
-def write_scan(path: str | os.PathLike, scan: Scan, *, history: Sequence[Mapping[str, Any]] = ()) -> Path:
-    """Write all channels of a scan to one multi-page 16-bit TIFF with channel names."""
-    names = list(scan.channels)
-    return write_tiff(
-        path, [scan.channels[n] for n in names], channel_names=names,
-        history=list(scan.meta.get("history", [])) + list(history),
-        count_scale=float(scan.meta.get("count_scale", 1.0)),
-    )
