@@ -17,3 +17,13 @@ def test_gpu_extra_installs_tensorflow_with_cuda():
     assert any(req.startswith("keras") for req in gpu)
     readme = (ROOT / "README.md").read_text()
     assert 'napari-xray-denoise[gpu' in readme and "list_physical_devices('GPU')" in readme
+
+
+def test_ci_runs_lint_and_tests_and_contributors_get_the_same_hooks():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make lint" in ci and "make test" in ci
+    makefile = (ROOT / "Makefile").read_text()
+    lint = makefile[makefile.index("\nlint:"):].split("\n\n")[0]
+    assert "ruff check" in lint and "ruff format --check" in lint
+    hooks = (ROOT / ".pre-commit-config.yaml").read_text()
+    assert "ruff-check" in hooks and "ruff-format" in hooks
