@@ -80,3 +80,14 @@ def test_configs_take_the_front_end_defaults():
     default = registry.make_config(options.DEFAULT_METHOD)
     size = options.network_size(options.DEFAULT_NETWORK_SIZE)
     assert {k: getattr(default, k) for k in size} == size
+
+
+def test_train_widget_options_make_a_config_for_every_method():
+    """The Train widget sends one set of options; the registry turns it into any kind's config."""
+    pytest.importorskip("tensorflow")
+    widget_options = {"steps": 10, "crop_size": 32, "batch_size": 2, "learning_rate": 1e-3, "seed": 0,
+                      "minutes": None, "joint": "cross", **options.network_size("quick")}
+    for method in options.TRAIN_METHODS:
+        config = registry.make_config(method, widget_options)
+        assert config.steps == 10 and config.crop_size == 32
+    assert registry.make_config("mse", widget_options).enc_filters == 16

@@ -117,12 +117,11 @@ class TrainWidget(JobWidgetMixin, Container):
         return scans
 
     def config(self) -> dict:
-        common = {"steps": self.steps.value, "crop_size": self.crop.value, "batch_size": self.batch.value,
-                  "learning_rate": self.lr.value, "seed": self.seed.value,
-                  "minutes": self.minutes.value if self.minutes.value > 0 else None}
-        if self.method.value == "amssd":
-            return common
-        return {**common, "joint": self.joint.value, **options.network_size(PRESETS[self.preset.value])}
+        """Training options; core.registry keeps those the method's kind takes (no joint for AMSSD)."""
+        return {"steps": self.steps.value, "crop_size": self.crop.value, "batch_size": self.batch.value,
+                "learning_rate": self.lr.value, "seed": self.seed.value,
+                "minutes": self.minutes.value if self.minutes.value > 0 else None,
+                "joint": self.joint.value, **options.network_size(PRESETS[self.preset.value])}
 
     # -- running ----------------------------------------------------------------------
     @property
