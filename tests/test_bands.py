@@ -49,8 +49,10 @@ def test_reading_reports_bands_and_keeps_them_out_of_the_bit_depth(tmp_path, cap
     assert scan.meta["effective_bits"] == 12
     assert scan.meta["edge_bands"] == {"top": 0, "bottom": 0, "left": 0, "right": 4}
     assert scan.low.dtype == np.uint16 and scan.low[0, -1] == 52685  # the file's data unchanged
-    meta = scan_to_layer_data(scan)[0][1]["metadata"]
+    kwargs = scan_to_layer_data(scan)[0][1]
+    meta = kwargs["metadata"]
     assert meta["edge_bands"]["right"] == 4 and meta["effective_bits"] == 12
+    assert kwargs["contrast_limits"][1] <= 4095  # the display range is the image's, not the filler's
     assert cli.main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "right 4 columns" in out and " 12 " in out and "52685" not in out  # max of the image part

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bands import EdgeBands
 from ..io import Scan
 
 
@@ -28,6 +29,7 @@ def layer_name(scan_name: str, channel: str) -> str:
 def scan_to_layer_data(scan: Scan) -> list[tuple[np.ndarray, dict[str, Any], str]]:
     """One grayscale image layer per channel, named ``<scan> <channel>``."""
     layers = []
+    edges = EdgeBands.from_dict(scan.meta.get("edge_bands"))
     for channel, image in scan.channels.items():
         meta = {
             "scan_name": scan.name,
@@ -44,7 +46,7 @@ def scan_to_layer_data(scan: Scan) -> list[tuple[np.ndarray, dict[str, Any], str
         kwargs = {
             "name": layer_name(scan.name, channel),
             "colormap": "gray",
-            "contrast_limits": contrast_limits(image),
+            "contrast_limits": contrast_limits(edges.interior(image)),  # a filler band would wash it out
             "metadata": meta,
         }
         layers.append((image, kwargs, "image"))
