@@ -172,3 +172,20 @@ def test_train_widget_progress_follows_the_time_budget(make_napari_viewer):
     widget._on_progress({"step": 90, "total": 2000, "loss": 0.1})
     assert widget.bar.value == 10  # a tenth of the 10 minutes, not 90/2000 of the steps
     assert "9:00 left" in widget.status.value
+
+
+def test_result_layers_of_a_scan_with_edge_bands_show_the_image_range(make_napari_viewer, tmp_path, qtbot):
+    """A 12-bit scan with a 52685 filler band: its fused layer keeps the band's metadata and
+    a display range of the image part (the band would wash the display out)."""
+    rng = np.random.default_rng(0)
+    scan = rng.integers(500, 4096, (2, 120, 160)).astype(np.uint16)
+    scan[..., -4:] = 52685
+    tifffile.imwrite(tmp_path / "banded.tif", scan)
+    viewer = make_napari_viewer(show=True)
+    viewer.open(tmp_path / "banded.tif", plugin="napari-xray-denoise")
+    _, fuse = viewer.window.add_plugin_dock_widget("napari-xray-denoise", "Fuse & colour")
+    qtbot.wait(50)
+    fused = viewer.layers["banded fused"]
+    assert fused.metadata["edge_bands"]["right"] == 4
+    assert fused.contrast_limits[1] < 20000  # not the 52685 of the band
+    assert viewer.layers["banded low"].contrast_limits[1] <= 4095

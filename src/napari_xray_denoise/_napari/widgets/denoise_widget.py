@@ -9,7 +9,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
 from napari.utils import progress
 
 from ... import io, options
@@ -27,6 +27,8 @@ from ._common import (
 )
 
 FROM_FILE = "from file..."
+TILE_SIZES = (64, 128, 192, 256, 384, 512, 768, 1024, 2048)
+OVERLAPS = (0, 8, 16, 24, 32, 48, 64, 96, 128)
 
 
 class DenoiseWidget(JobWidgetMixin, Container):
@@ -45,13 +47,12 @@ class DenoiseWidget(JobWidgetMixin, Container):
         self.model_file = FileEdit(mode="r", filter="*.keras", label="model file")
         self.scan = ComboBox(choices=self._scan_choices, label="scan",
                              tooltip="a dual-energy pair (low+high) or a single layer")
-        # the lowest value of each box means the model's own (options.DENOISE_DEFAULTS)
-        self.tile = SpinBox(value=0, min=0, max=2048, step=64, label="tile",
-                            tooltip="tile side in pixels; memory grows with tile, not with scan size")
-        self.overlap = SpinBox(value=-8, min=-8, max=256, step=8, label="overlap",
-                               tooltip="tile overlap in pixels (the model's own is at least its receptive radius)")
-        self.tile.native.setSpecialValueText("model's")
-        self.overlap.native.setSpecialValueText("model's")
+        # "model's" (0 / -1) leaves tile and overlap to the model (options.DENOISE_DEFAULTS)
+        self.tile = ComboBox(choices=[("model's", 0)] + [(str(n), n) for n in TILE_SIZES], value=0, label="tile",
+                             tooltip="tile side in pixels; memory grows with tile, not with scan size")
+        self.overlap = ComboBox(choices=[("model's", -1)] + [(str(n), n) for n in OVERLAPS], value=-1,
+                                label="overlap", tooltip="tile overlap in pixels (the model's own is at least "
+                                                         "its receptive radius)")
         self.run_button = PushButton(text="Denoise")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.compare_button = PushButton(text="Compare before/after")
