@@ -80,3 +80,34 @@ def test_processing_runs_inside_and_bands_pass_through():
 @pytest.mark.parametrize("bad", [{"right": 4}, None])
 def test_from_dict_round_trip(bad):
     assert EdgeBands.from_dict(bad).as_dict()["right"] == (4 if bad else 0)
+
+
+def _bag_with_band(seed=0):
+    """A 12-bit dual scan: air, one object, and the 52685 filler in the four rightmost columns."""
+    rng = np.random.default_rng(seed)
+    low = np.full((200, 300), 4000.0)
+    low[50:150, 80:220] = 1500
+    high = np.full((200, 300), 4050.0)
+    high[50:150, 80:220] = 2500
+    scan = rng.normal(np.stack([low, high]), 20).clip(0, 4095).astype(np.uint16)
+    scan[..., -4:] = 52685
+    return scan
+
+
+def test_fuse_and_colour_leave_the_band_out(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "bag12.tif"
+    tifffile.imwrite(path, _bag_with_band())
+    assert cli.main(["colour", str(path), "-o", str(tmp_path / "c.png")]) == 0
+    rgb = np.asarray(Image.open(tmp_path / "c.png"))
+    assert rgb[5:40, 5:60].mean() > 230  # air is air: the white level is the image's, not 52685
+    assert (rgb[:, -4:] == 0).all()  # the band: black
+    assert cli.main(["fuse", str(path), "-o", str(tmp_path / "f.tif")]) == 0
+    fused = io.read_scan(tmp_path / "f.tif").channels["fused"]
+    assert (fused[:, -4:] == 52685).all()  # passed through
+    from napari_xray_denoise.fusion import wavelet_fuse
+
+    inside = _bag_with_band()[..., :-4]
+    expected = np.clip(np.rint(wavelet_fuse(inside[0], inside[1])), 0, 65535)
+    np.testing.assert_array_equal(fused[:, :-4], expected)  # the band never entered the fusion

@@ -127,12 +127,15 @@ def find_edge_bands(images: np.ndarray | Sequence[np.ndarray]) -> EdgeBands:
     return bands
 
 
-def apply_inside(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
-                 bands: EdgeBands | None = None) -> np.ndarray:
-    """``fn`` on the image part of ``images`` (``(..., Y, X)``); the bands pass through unchanged.
+def apply_inside(
+    fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray, bands: EdgeBands | None = None
+) -> np.ndarray:
+    """``fn`` on the image part of ``images`` (``(..., Y, X)``); the result gets the full size.
 
-    ``bands`` None: found with :func:`find_edge_bands`. The result has ``fn``'s dtype
-    (float32 counts for denoising) and the full shape; band pixels hold the input values.
+    ``bands`` None: found with :func:`find_edge_bands`. ``fn`` may keep the shape
+    (denoising: band pixels then hold the input values, unchanged), return one ``(Y, X)``
+    image of a stack (fusion: band pixels hold channel 0's values), or return
+    ``(Y, X, ...)`` (colour, classes: band pixels are 0). The result has ``fn``'s dtype.
     """
     if bands is None:
         bands = find_edge_bands(images if images.ndim > 2 else images[None])
@@ -140,6 +143,15 @@ def apply_inside(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
         return fn(images)
     inner = np.ascontiguousarray(bands.interior(images))
     processed = np.asarray(fn(inner))
-    out = images.astype(processed.dtype, copy=True)
+    y, x = images.shape[-2:]
+    if processed.shape == inner.shape:  # same shape: the bands pass through
+        source = images
+    elif processed.shape == inner.shape[-2:]:  # one image of a stack: channel 0's bands
+        source = images.reshape((-1, y, x))[0]
+    else:  # (y, x, ...): colour or labels, bands 0
+        out = np.zeros((y, x, *processed.shape[2:]), processed.dtype)
+        out[bands.top : y - bands.bottom, bands.left : x - bands.right] = processed
+        return out
+    out = source.astype(processed.dtype, copy=True)
     bands.interior(out)[...] = processed
     return out

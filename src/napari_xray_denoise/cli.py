@@ -144,13 +144,15 @@ def cmd_fuse(args) -> int:
     from . import fusion
 
     scan = io.read_scan(args.scan)
-    low, high = _pair_of(scan)
+    pair = np.stack(_pair_of(scan))
     if args.method == "wavelet":
         params = {"wavelet": args.wavelet, "level": args.level, "approx": args.approx, "detail": args.detail}
-        fused = fusion.wavelet_fuse(low, high, **params)
+        fuse = fusion.wavelet_fuse
     else:
         params = {"threshold": args.threshold, "gamma": args.gamma}
-        fused = fusion.spatial_fuse(low, high, **params)
+        fuse = fusion.spatial_fuse
+    # on the image part: a non-image edge band would set the white level; it passes through
+    fused = bands.apply_inside(lambda inside: fuse(inside[0], inside[1], **params), pair)
     step = io.history_entry(f"{args.method} fusion", **params)
     io.write_tiff(args.output, fused, channel_names=["fused"], history=list(scan.meta.get("history", [])) + [step])
     print(f"wrote {args.output}")
@@ -161,16 +163,21 @@ def cmd_colour(args) -> int:
     from . import colour, fusion
 
     scan = io.read_scan(args.scan)
-    low, high = _pair_of(scan)
+    pair = np.stack(_pair_of(scan))
     if args.scheme == "material":
         params = {"smooth_sigma": args.smooth}
         if args.white_level:
             params["white_level"] = args.white_level
-        rgb = colour.material_colour(low, high, **params)
+
+        def paint(inside):
+            return colour.material_colour(inside[0], inside[1], **params)
     else:
-        fused = fusion.wavelet_fuse(low, high)
         params = {"fusion": "wavelet"}
-        rgb = colour.hsv_pseudocolour(fused) if args.scheme == "hsv" else colour.hot_colormap(fused)
+        scheme = colour.hsv_pseudocolour if args.scheme == "hsv" else colour.hot_colormap
+
+        def paint(inside):
+            return scheme(fusion.wavelet_fuse(inside[0], inside[1]))
+    rgb = bands.apply_inside(paint, pair)  # on the image part; edge bands black
     step = io.history_entry(f"{args.scheme} colour", **params)
     io.write_rgb(args.output, rgb, history=list(scan.meta.get("history", [])) + [step])
     print(f"wrote {args.output}")

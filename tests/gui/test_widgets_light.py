@@ -178,7 +178,9 @@ def test_result_layers_of_a_scan_with_edge_bands_show_the_image_range(make_napar
     """A 12-bit scan with a 52685 filler band: its fused layer keeps the band's metadata and
     a display range of the image part (the band would wash the display out)."""
     rng = np.random.default_rng(0)
-    scan = rng.integers(500, 4096, (2, 120, 160)).astype(np.uint16)
+    clean = np.stack([np.full((120, 160), 4000.0), np.full((120, 160), 4050.0)])
+    clean[:, 30:90, 40:120] = [[[1500.0]], [[2500.0]]]  # one object in air
+    scan = rng.normal(clean, 20).clip(0, 4095).astype(np.uint16)
     scan[..., -4:] = 52685
     tifffile.imwrite(tmp_path / "banded.tif", scan)
     viewer = make_napari_viewer(show=True)
@@ -188,4 +190,6 @@ def test_result_layers_of_a_scan_with_edge_bands_show_the_image_range(make_napar
     fused = viewer.layers["banded fused"]
     assert fused.metadata["edge_bands"]["right"] == 4
     assert fused.contrast_limits[1] < 20000  # not the 52685 of the band
+    rgb = viewer.layers["banded material colour"].data
+    assert rgb[5:25, 5:35].mean() > 230 and (rgb[:, -4:] == 0).all()  # air white (its own white level), band black
     assert viewer.layers["banded low"].contrast_limits[1] <= 4095

@@ -6,12 +6,14 @@ recomputes and replaces the result layers.
 
 
 import napari
+import numpy as np
 import pywt
 from magicgui import magic_factory
 from napari.layers import Image
 
 from ... import colour as colouring
 from ... import fusion, options
+from ...bands import apply_inside, find_edge_bands
 from ._common import (
     history_of,
     layer_history_entry,
@@ -89,26 +91,27 @@ def fuse_colour_widget(
     if low is None or high is None or low is high:
         return  # no pair chosen yet (the live preview waits for the partner)
     try:
-        a, b = pair_arrays(low, high)
+        pair = np.stack(pair_arrays(low, high))
+        edges = find_edge_bands(pair)  # non-image edge bands stay out of white level and colours
         if method == "wavelet":
             # the default 4 levels do not fit small scans: use as many as fit
-            level = max(1, min(level, pywt.dwtn_max_level(a.shape, wavelet)))
+            level = max(1, min(level, pywt.dwtn_max_level(edges.interior(pair).shape[-2:], wavelet)))
             params = {"wavelet": wavelet, "level": level, "approx": approx, "detail": detail, "weight": weight}
-            fused = fusion.wavelet_fuse(a, b, **params)
+            fuse = fusion.wavelet_fuse
         else:
             params = {"threshold": threshold, "gamma": gamma}
-            fused = fusion.spatial_fuse(a, b, **params)
+            fuse = fusion.spatial_fuse
+        fused = apply_inside(lambda inside: fuse(inside[0], inside[1], **params), pair, edges)
         name = scan_name_of(low)
         history = history_of(low, high) + [layer_history_entry(f"{method} fusion", **params)]
         show_image(viewer, fused, f"{name} fused", source=low,
                    metadata={"count_scale": 1.0, "history": history, "channel": "fused"})
         if colour != "none":
             if colour == "material":
-                rgb = colouring.material_colour(a, b, smooth_sigma=smooth)
-            elif colour == "hsv":
-                rgb = colouring.hsv_pseudocolour(fused)
+                rgb = apply_inside(lambda inside: colouring.material_colour(*inside, smooth_sigma=smooth), pair, edges)
             else:
-                rgb = colouring.hot_colormap(fused)
+                scheme = colouring.hsv_pseudocolour if colour == "hsv" else colouring.hot_colormap
+                rgb = apply_inside(lambda inside: scheme(inside[0]), fused[None], edges)
             show_image(viewer, rgb, f"{name} {colour} colour", source=low,
                        metadata={"history": history + [layer_history_entry(f"{colour} colour")]})
     except ValueError as exc:
