@@ -16,7 +16,10 @@ again continues from the checkpoint.
 
 Loss: squared error in the network domain divided by the noise variance (every dose
 weighs the same) and weighted by ``0.05 + target^2`` (the squared error in counts grows
-with the level, ``d counts ~ u du``; the floor keeps dark regions in the objective).
+with the level, ``d counts ~ u du``; the floor keeps dark regions in the objective),
+averaged per crop and then its logarithm averaged over crops (the mean PSNR gain: a plain
+mean let hard, textured, high-dose crops drown the smooth low-dose ones, where BM3D gains
+most; measured: phantom bags stayed 3-4 dB under BM3D after 4600 steps of the plain mean).
 """
 
 from __future__ import annotations
@@ -54,10 +57,13 @@ class LongRunConfig:
 
 
 def weighted_loss(inputs, targets, outputs):
-    """Mean of (out - target)^2 / sigma^2 * (0.05 + target^2) (see module docstring)."""
+    """Mean over samples of log(per-sample mean of (out - target)^2 / sigma^2 * (0.05 +
+    target^2)) (see module docstring): the mean PSNR gain, so that crops where the network
+    can gain 15 dB (smooth, low dose) count as much as those where it can gain 3 dB."""
     sigma = inputs[..., 1:2]
     err = tf.cast(outputs, tf.float32) - targets
-    return tf.reduce_mean(tf.square(err / sigma) * (0.05 + tf.square(targets)))
+    per_sample = tf.reduce_mean(tf.square(err / sigma) * (0.05 + tf.square(targets)), axis=[1, 2, 3])
+    return tf.reduce_mean(tf.math.log(per_sample + 1e-6))
 
 
 def gain_db(inputs: np.ndarray, targets: np.ndarray, outputs: np.ndarray) -> float:
