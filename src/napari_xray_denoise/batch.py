@@ -229,6 +229,22 @@ def _journal(job: BatchJob, path: Path) -> None:
         os.close(fd)
 
 
+def remove_orphan_temporaries(out_dir: str | os.PathLike, names: Iterable[str]) -> list[Path]:
+    """Delete temporary files a killed worker left while writing outputs of ``names``.
+
+    ``io.atomic_write`` writes ``.<output>.<random>.part`` and renames it; a process killed
+    in between leaves the temporary (never a partial output). Call when no task runs.
+    """
+    out = Path(out_dir)
+    prefixes = tuple(f".{name}_" for name in names)
+    removed = []
+    for p in out.glob(".*.part"):
+        if p.name.startswith(prefixes):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 def read_journal(out_dir: str | os.PathLike) -> list[dict]:
     """The journal's lines as dicts: ``time, pid, worker, output, batch_hash``."""
     path = Path(out_dir) / JOURNAL_NAME
@@ -350,8 +366,12 @@ def process_scan(group: Sequence[str | os.PathLike], job: BatchJob, reference: S
     written: list[str] = []
     try:
         current = {kind: output_is_current(path, job) for kind, path in outputs.items()}
+        # all outputs from this very run: a rerun of a scan whose worker died after writing
+        this_run = all(current.values()) and all(
+            (stored_batch_info(p) or {}).get("run_id") == job.run_id for p in outputs.values())
         if all(current.values()) and not job.score:
-            row.update(status="skipped", written="", seconds=round(time.perf_counter() - t0, 3))
+            row.update(status="done" if this_run else "skipped", written="",
+                       seconds=round(time.perf_counter() - t0, 3))
             return row
         scan = io.read_group(group)
         needs_pair = job.fuse or job.colour
@@ -394,7 +414,7 @@ def process_scan(group: Sequence[str | os.PathLike], job: BatchJob, reference: S
             written.append(outputs["colour"].name)
         if job.score:
             row.update(_scores(denoised, names, reference))
-        row.update(status="done" if written else "skipped", written=";".join(written))
+        row.update(status="done" if written or this_run else "skipped", written=";".join(written))
     except Exception as exc:  # one scan's failure is one row; the batch goes on
         message = _first_line(exc)
         if not isinstance(exc, (ValueError, OSError)):
@@ -670,6 +690,7 @@ def run(
                         "outputs": ";".join(str(p) for p in job.outputs(name).values()), "seconds": 0.0})
                 continue
             todo.append((group, name))
+        remove_orphan_temporaries(out, [name for _, name in todo])
         if todo:
             dashboard_link = _run_on_cluster(todo, references, job, record, say, workers=workers,
                                              scheduler=scheduler, client=client, cancel=cancel, dashboard=dashboard)
@@ -754,6 +775,8 @@ def _run_on_cluster(todo, references, job: BatchJob, record, say, *, workers, sc
             client.close()
             if cluster is not None:
                 cluster.close()
+    if cancel is None or not cancel.is_set():  # no task of this run is still writing
+        remove_orphan_temporaries(job.out_dir, [name for _, name in todo])
     return link
 
 
