@@ -235,3 +235,17 @@ def test_own_local_cluster_two_workers(tiny_model, tmp_path):
     assert result.dashboard_link and any("dask dashboard: http" in m for m in messages)
     assert sorted(p.name for p in (tmp_path / "out").glob("*_denoised.tif")) == [
         "bag00_denoised.tif", "bag01_denoised.tif", "bag02_denoised.tif"]
+
+
+def test_large_scans_take_the_chunked_path_with_the_same_output(tmp_path, tiny_model):
+    folder = _write_bags(tmp_path / "in", 1, shape=(160, 200))
+    sha = batch.file_sha256(tiny_model)
+    outputs = {}
+    for threshold in (batch.LAZY_ABOVE_PX, 1):  # 1: every scan counts as very large
+        out = tmp_path / f"out{threshold}"
+        out.mkdir()
+        job = batch.BatchJob(out_dir=str(out), model_path=str(tiny_model), model_sha256=sha,
+                             batch_hash=batch.batch_hash(sha, {}), run_id="r", lazy_above_px=threshold)
+        assert batch.process_scan([folder / "bag00.tif"], job)["status"] == "done"
+        outputs[threshold] = io.read_scan(out / "bag00_denoised.tif").stack()
+    np.testing.assert_array_equal(outputs[1], outputs[batch.LAZY_ABOVE_PX])
