@@ -120,6 +120,10 @@ def test_run_refuses_bad_setup_in_one_sentence(tmp_path, capsys, tiny_model):
     assert cli.main(["batch", str(folder), "-o", str(tmp_path / "o"), "--model", str(tmp_path / "m.keras")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not exist" in err[0]
+    with pytest.raises(batch.BatchError, match="not a .keras model file"):
+        batch.run([folder], tmp_path / "out", model=folder / "bag00.tif", log=None)
+    with pytest.raises(batch.BatchError, match="Unknown fusion"):
+        batch.run([folder], tmp_path / "out", model=tiny_model, fuse="median", log=None)
 
 
 # --------------------------------------------------------------------------- cluster

@@ -637,6 +637,9 @@ def run(
     if not model_path.is_file():
         raise BatchError(f"Model file '{model_path}' does not exist; give a .keras file written by "
                          "`xray-denoise train` or 'default'.")
+    if not _looks_like_keras_file(model_path):
+        raise BatchError(f"'{model_path.name}' is not a .keras model file (not a zip archive with a Keras "
+                         "config); give a model written by `xray-denoise train` or 'default'.")
     model_sha = file_sha256(model_path)
     params = {"tile": tile, "overlap": overlap, "fuse": fuse, "colour": colour}
     job = BatchJob(out_dir=str(out.resolve()), model_path=str(model_path.resolve()), model_sha256=model_sha,
@@ -706,6 +709,17 @@ def run(
                        dashboard_link, summary)
 
 
+def _looks_like_keras_file(path: Path) -> bool:
+    """A cheap look (no TensorFlow here): a zip holding ``config.json``. Workers check the rest."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "config.json" in zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def _progress_bar(total: int):
     from tqdm import tqdm
 
@@ -740,8 +754,7 @@ def _run_on_cluster(todo, references, job: BatchJob, record, say, *, workers, sc
         try:
             client.register_plugin(ModelPlugin(job.model_path, job.model_sha256, tf_threads))
         except Exception as exc:
-            raise BatchError(f"The workers cannot load the model '{Path(job.model_path).name}' "
-                             f"({_first_line(exc)}); check the model file.") from exc
+            raise BatchError(f"The workers cannot load the model: {_first_line(exc)}") from exc
         futures = {}
         for i, (group, name) in enumerate(todo):
             ref = references.get(name)
