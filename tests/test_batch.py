@@ -253,3 +253,14 @@ def test_large_scans_take_the_chunked_path_with_the_same_output(tmp_path, tiny_m
         assert batch.process_scan([folder / "bag00.tif"], job)["status"] == "done"
         outputs[threshold] = io.read_scan(out / "bag00_denoised.tif").stack()
     np.testing.assert_array_equal(outputs[1], outputs[batch.LAZY_ABOVE_PX])
+
+
+def test_batch_modules_do_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport napari_xray_denoise.batch, napari_xray_denoise.large_scan\n"
+            "import napari_xray_denoise._folder_stack, napari_xray_denoise.core.lazy_tiling\n"
+            "bad = sorted(k for k in ('tensorflow', 'keras') if k in sys.modules)\nassert not bad, bad\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
