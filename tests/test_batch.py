@@ -173,6 +173,9 @@ def test_folder_with_bad_files_then_rerun_skips_everything(archive, tiny_model, 
     # each worker process loaded the model once, however many scans it ran
     with distributed.Client(cluster.scheduler_address) as client:
         assert set(client.run(batch.model_load_count).values()) == {1}
+        # TensorFlow's pools split the machine's cores between the 2 workers
+        cores = batch._local_cores()
+        assert set(client.run(batch.tensorflow_threads).values()) == {(max(1, cores // 2), 1)}
     journal = [j["output"] for j in batch.read_journal(out)]
     assert len(journal) == 12 == len(set(journal))
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("bag*")}

@@ -282,6 +282,14 @@ def configure_tensorflow_threads(threads: int) -> None:
         pass
 
 
+def tensorflow_threads() -> tuple[int, int]:
+    """(intra-op, inter-op) thread pool sizes TensorFlow uses in this process."""
+    import tensorflow as tf
+
+    return (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads())
+
+
 def cached_model(model_path: str, model_sha256: str):
     """The model of ``model_path`` for this process, loaded on first use only."""
     global _MODEL_LOADS
