@@ -782,12 +782,11 @@ def _run_on_cluster(todo, references, job: BatchJob, record, say, *, workers, sc
                 continue
             for future in batch:
                 _, group, name = futures.pop(future.key)
-                if future.status == "finished":
-                    row = future.result()
-                elif future.status == "cancelled":
+                if future.status == "cancelled":
                     continue
-                else:
-                    exc = future.exception()
+                try:
+                    row = future.result()
+                except Exception as exc:  # the task itself never raises: this is the infrastructure
                     row = _failed_row(name, group, _lost_task_message(exc))
                 future.release()  # done: a later worker death must not recompute it
                 record(row)
