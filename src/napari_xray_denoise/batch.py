@@ -355,7 +355,8 @@ def _history(scan: io.Scan, job: BatchJob, operation: str, **params) -> list[dic
 
 def _denoise_array(model, images: np.ndarray, job: BatchJob) -> np.ndarray:
     kwargs = {k: v for k, v in (("tile", job.tile), ("overlap", job.overlap)) if v is not None}
-    if images.shape[-1] * images.shape[-2] > job.lazy_above_px:
+    chunkable = hasattr(model, "_predict_fn") and hasattr(model, "_posterior")  # blind-spot / AMSSD Denoiser
+    if images.shape[-1] * images.shape[-2] > job.lazy_above_px and chunkable:
         from .large_scan import denoise_chunked
 
         return denoise_chunked(model, images, **kwargs)
