@@ -14,7 +14,7 @@ import numpy as np
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from _util import best_time, machine  # noqa: E402
 
-from napari_xray_denoise import fusion, metrics  # noqa: E402
+from napari_xray_denoise import colour, fusion, metrics  # noqa: E402
 from napari_xray_denoise.phantom import make_bag  # noqa: E402
 
 TARGET_S = 0.2
@@ -28,8 +28,8 @@ def main() -> int:
         "wavelet_fuse (db4, 4 levels, source rules)": lambda: fusion.wavelet_fuse(low, high),
         "wavelet_fuse (max_abs details)": lambda: fusion.wavelet_fuse(low, high, detail="max_abs"),
         "spatial_fuse (threshold 5140 counts, gamma 2.2)": lambda: fusion.spatial_fuse(low, high),
-        "material_colour (white level estimated)": lambda: fusion.material_colour(low, high),
-        "hsv_pseudocolour": lambda: fusion.hsv_pseudocolour(fused),
+        "material_colour (white level estimated)": lambda: colour.material_colour(low, high),
+        "hsv_pseudocolour": lambda: colour.hsv_pseudocolour(fused),
         "brisque (one 640x1000 channel)": lambda: metrics.brisque(low),
         "estimate_noise_flat (one channel)": lambda: metrics.estimate_noise_flat(low),
     }

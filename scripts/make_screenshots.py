@@ -28,12 +28,12 @@ def main() -> int:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_xray_denoise import _compute
-    from napari_xray_denoise._widgets.denoise_widget import DenoiseWidget
-    from napari_xray_denoise._widgets.fusion_widget import fuse_colour_widget
-    from napari_xray_denoise._widgets.score_widget import ScoreWidget
-    from napari_xray_denoise._widgets.targets_widget import targets_widget
-    from napari_xray_denoise._widgets.train_widget import TrainWidget
+    from napari_xray_denoise._napari.widgets.denoise_widget import DenoiseWidget
+    from napari_xray_denoise._napari.widgets.fusion_widget import fuse_colour_widget
+    from napari_xray_denoise._napari.widgets.score_widget import ScoreWidget
+    from napari_xray_denoise._napari.widgets.targets_widget import targets_widget
+    from napari_xray_denoise._napari.widgets.train_widget import TrainWidget
+    from napari_xray_denoise._worker import compute as _compute
 
     OUT.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(show=True)

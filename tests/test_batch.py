@@ -263,7 +263,7 @@ def test_batch_modules_do_not_import_tensorflow():
     import sys
 
     code = ("import sys\nimport napari_xray_denoise.batch, napari_xray_denoise.large_scan\n"
-            "import napari_xray_denoise._folder_stack, napari_xray_denoise.core.lazy_tiling\n"
+            "import napari_xray_denoise._napari.folder_stack, napari_xray_denoise.core.lazy_tiling\n"
             "bad = sorted(k for k in ('tensorflow', 'keras') if k in sys.modules)\nassert not bad, bad\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

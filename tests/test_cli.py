@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import tifffile
 
 from napari_xray_denoise import cli, io
@@ -115,3 +116,50 @@ def test_amssd_train_and_denoise_commands(tmp_path):
     assert cli.main(["denoise", str(bag), "--model", str(model), "-o", str(tmp_path / "out"), "--quiet"]) == 0
     out = io.read_scan(tmp_path / "out" / "bag_denoised.tif")
     assert out.shape == (96, 128) and out.meta["history"][-1]["parameters"]["method"] == "amssd"
+
+
+def test_denoise_without_model_uses_the_default_and_records_the_fitted_noise(tmp_path):
+    bag = tmp_path / "bag.tif"
+    assert cli.main(["phantom", "-o", str(bag), "--shape", "96x128", "--dose", "1000"]) == 0
+    assert cli.main(["denoise", str(bag), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    step = io.read_scan(tmp_path / "out" / "bag_denoised.tif").meta["history"][-1]
+    assert step["parameters"]["model"] == "default" and step["parameters"]["method"] == "singlepass"
+    assert [r["how"].split(" (")[0] for r in step["parameters"]["noise"]] == ["fitted on this scan"] * 2
+
+
+def test_denoise_with_calibrated_noise_records_it(tmp_path):
+    bag = tmp_path / "bag.tif"
+    assert cli.main(["phantom", "-o", str(bag), "--shape", "96x128", "--dose", "1000"]) == 0
+    assert cli.main(["denoise", str(bag), "-o", str(tmp_path / "out"), "--quiet", "--gain", "60",
+                     "--offset", "0", "--read-noise", "25"]) == 0
+    noise = io.read_scan(tmp_path / "out" / "bag_denoised.tif").meta["history"][-1]["parameters"]["noise"]
+    assert noise[0]["how"] == "given (calibrated)" and noise[0]["a_counts"] == 60.0
+    assert cli.main(["denoise", str(bag), "-o", str(tmp_path / "x"), "--offset", "3"]) == 2
+
+
+def test_denoise_bm3d_method(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("bm3d") is None:
+        pytest.skip("the optional bm3d package is not installed")
+    bag = tmp_path / "bag.tif"
+    assert cli.main(["phantom", "-o", str(bag), "--shape", "64x96", "--dose", "1000"]) == 0
+    assert cli.main(["denoise", str(bag), "--method", "bm3d", "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    step = io.read_scan(tmp_path / "out" / "bag_denoised.tif").meta["history"][-1]
+    assert step["parameters"]["method"] == "bm3d+gat" and step["parameters"]["noise"][0]["a_counts"] > 0
+
+
+def test_train_init_default_fine_tunes(tmp_path, capsys):
+    bag = tmp_path / "bag.tif"
+    assert cli.main(["phantom", "-o", str(bag), "--shape", "288x160", "--dose", "1000"]) == 0
+    model = tmp_path / "ft.keras"
+    assert cli.main(["train", str(bag), "-o", str(model), "--init", "default", "--minutes", "0.05",
+                     "--quiet"]) == 0
+    assert "wrote" in capsys.readouterr().out and model.exists()
+    from napari_xray_denoise.core import load_model
+
+    assert load_model(model).metadata["method"] == "singlepass"
+    blind = tmp_path / "blind.keras"
+    assert cli.main(["train", str(bag), "-o", str(blind), "--steps", "2", "--crop-size", "32", "--quiet"]) == 0
+    assert cli.main(["train", str(bag), "-o", str(tmp_path / "x.keras"), "--init", str(blind)]) == 2
+    assert "--init needs the default model" in capsys.readouterr().err

@@ -72,13 +72,14 @@ class BatchError(ValueError):
 
 
 def default_model_path() -> Path:
-    """The model ``--model default`` means (the shipped model file).
+    """The model ``--model default`` means: the shipped default model file.
 
-    One place to change when the default denoiser changes.
+    The same file as ``core.default_model_path()``, found here without importing
+    TensorFlow (this runs in the client, possibly napari's process).
     """
-    from .demo import shipped_model_path
+    from importlib.resources import files
 
-    return shipped_model_path()
+    return Path(str(files("napari_xray_denoise"))) / "data" / "models" / "default.keras"
 
 
 # --------------------------------------------------------------------------- settings
@@ -415,9 +416,9 @@ def process_scan(group: Sequence[str | os.PathLike], job: BatchJob, reference: S
             _journal(job, outputs["fused"])
             written.append(outputs["fused"].name)
         if job.colour and not current["colour"]:
-            from . import fusion
+            from .colour import material_colour
 
-            rgb = fusion.material_colour(denoised[0], denoised[1])
+            rgb = material_colour(denoised[0], denoised[1])
             io.write_rgb(outputs["colour"], rgb, history=_history(scan, job, "material colour of the denoised scan"))
             _journal(job, outputs["colour"])
             written.append(outputs["colour"].name)

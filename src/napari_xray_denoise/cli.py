@@ -167,7 +167,7 @@ def cmd_fuse(args) -> int:
 
 
 def cmd_colour(args) -> int:
-    from . import fusion
+    from . import colour, fusion
 
     scan = io.read_scan(args.scan)
     low, high = _pair_of(scan)
@@ -175,11 +175,11 @@ def cmd_colour(args) -> int:
         params = {"smooth_sigma": args.smooth}
         if args.white_level:
             params["white_level"] = args.white_level
-        rgb = fusion.material_colour(low, high, **params)
+        rgb = colour.material_colour(low, high, **params)
     else:
         fused = fusion.wavelet_fuse(low, high)
         params = {"fusion": "wavelet"}
-        rgb = fusion.hsv_pseudocolour(fused) if args.scheme == "hsv" else fusion.hot_colormap(fused)
+        rgb = colour.hsv_pseudocolour(fused) if args.scheme == "hsv" else colour.hot_colormap(fused)
     step = io.history_entry(f"{args.scheme} colour", **params)
     io.write_rgb(args.output, rgb, history=list(scan.meta.get("history", [])) + [step])
     print(f"wrote {args.output}")
@@ -215,11 +215,41 @@ def _training_scans(paths) -> list[np.ndarray]:
     return [s.images() for s in scans]
 
 
+def cmd_finetune(args, scans, output: Path) -> int:
+    """`train --init default|model.keras`: self-supervised fine-tuning of a single-pass model."""
+    from .core import ModelFileError, load_model
+    from .core.finetune import FinetuneConfig, finetune_singlepass
+
+    try:
+        start = load_model(args.init)
+    except ModelFileError as exc:
+        raise CliError(str(exc)) from exc
+    if getattr(start, "method", None) != "singlepass":
+        raise CliError(f"--init needs the default model or a model fine-tuned from it; "
+                       f"'{args.init}' is a {start.metadata.get('method')} model.")
+    config = FinetuneConfig(minutes=args.minutes if args.minutes is not None else 10.0, seed=args.seed,
+                            **({"learning_rate": args.learning_rate} if args.learning_rate else {}))
+    bar = _Bar("fine-tune", disable=args.quiet)
+    try:
+        result = finetune_singlepass(start, scans, config, on_progress=bar)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        bar.close()
+    result.denoiser.save(output)
+    verdict = ("no gain on the held-back crops: kept the starting model" if result.kept_start else
+               f"held-back loss {result.val_loss_start:.4g} -> {result.val_loss_best:.4g}")
+    print(f"wrote {output} ({result.steps} steps in {result.seconds / 60:.1f} min; {verdict})")
+    return 0
+
+
 def cmd_train(args) -> int:
     scans = _training_scans(args.scans)
     output = Path(args.output)
     if output.suffix != ".keras":
         raise CliError(f"Model files end in .keras; got '{output.name}'.")
+    if args.init is not None:
+        return cmd_finetune(args, scans, output)
     common = {"steps": args.steps, "batch_size": args.batch_size, "crop_size": args.crop_size, "seed": args.seed,
               "mixed_bfloat16": args.bf16, "jit_compile": args.xla}
     if args.learning_rate is not None:
@@ -256,34 +286,90 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_denoise(args) -> int:
+def _calibrated_noise(args):
+    """A NoiseModel from --gain/--offset/--read-noise, or "auto" (fit each scan)."""
+    given = [v is not None for v in (args.gain, args.offset, args.read_noise)]
+    if not any(given):
+        return "auto"
+    if args.gain is None:
+        raise CliError("--offset and --read-noise need --gain (counts per detected quantum) too.")
+    from . import noise as noise_mod
+
+    if not args.gain > 0:
+        raise CliError(f"--gain must be a positive number of counts per quantum, got {args.gain}.")
+    read = args.read_noise or 0.0
+    return noise_mod.NoiseModel(args.gain, read * read - args.gain * (args.offset or 0.0))
+
+
+def _frame(path):
+    """A dark or flat frame file: (C, Y, X) -> one per channel, or (Y, X)."""
+    if path is None:
+        return None
+    frames = io.read_scan(path).images()
+    return frames[0] if len(frames) == 1 else frames
+
+
+def _load_denoiser(args):
+    if args.method == "bm3d":
+        from .classical import MISSING, bm3d_available
+
+        if not bm3d_available():
+            raise CliError(MISSING)
+        return None
     from .core import ModelFileError, load_model
 
     try:
-        model = load_model(args.model)
+        return load_model(args.model)
     except ModelFileError as exc:
         raise CliError(str(exc)) from exc
+
+
+def cmd_denoise(args) -> int:
+    model = _load_denoiser(args)
+    noise = _calibrated_noise(args)
+    dark, flat = _frame(args.dark), _frame(args.flat)
+    physics = {"noise": noise, "flatfield": args.flatfield, "dark": dark, "flat": flat}
+    if model is not None and getattr(model, "method", None) != "singlepass":
+        if noise != "auto" or dark is not None or flat is not None or args.flatfield != "auto":
+            raise CliError("Calibrated noise, dark/flat frames and --flatfield apply to the default "
+                           "model and to --method bm3d, not to blind-spot or AMSSD model files.")
+        physics = {}
+    model_name = "bm3d" if model is None else ("default" if args.model in (None, "default") else Path(args.model).name)
     out = _out_dir(args.output)
     for scan in io.read_scans(args.scans):
         names = list(scan.channels)
         images = np.stack([scan.channels[n] for n in names])
-        if model.channels == 2 and not scan.is_dual:
-            raise CliError(f"The model denoises dual-energy scans but '{scan.name}' has one energy; "
-                           "give the low/high pair or a single-energy model.")
-        if model.channels == 2:
+        if model is not None and model.channels == 2:
+            if not scan.is_dual:
+                raise CliError(f"The model denoises dual-energy scans but '{scan.name}' has one energy; "
+                               "give the low/high pair or a single-energy model.")
             names, images = ["low", "high"], scan.stack()
         bar = _Bar(f"denoise {scan.name}", disable=args.quiet)
         try:
-            denoised = model.denoise(images, tile=args.tile, overlap=args.overlap, on_progress=bar)
+            if model is None:
+                records: list = []
+                denoised = bm3d_denoise_scan(images, physics, bar, records)
+            else:
+                denoised = model.denoise(images, tile=args.tile, overlap=args.overlap, on_progress=bar, **physics)
+                records = model.last_noise if model.last_noise is not None else model.metadata.get("noise")
+        except ValueError as exc:
+            raise CliError(f"'{scan.name}': {exc}") from exc
         finally:
             bar.close()
-        step = io.history_entry("denoise", model=Path(args.model).name, method=model.metadata.get("method"),
-                                mode=model.metadata.get("mode"), noise=model.metadata.get("noise"))
+        method = "bm3d+gat" if model is None else model.metadata.get("method")
+        step = io.history_entry("denoise", model=model_name, method=method,
+                                mode=None if model is None else model.metadata.get("mode"), noise=records)
         path = out / f"{scan.name}_denoised.tif"
         io.write_tiff(path, list(denoised), channel_names=names,
                       history=list(scan.meta.get("history", [])) + [step])
         print(f"wrote {path}")
     return 0
+
+
+def bm3d_denoise_scan(images, physics: dict, bar, records: list):
+    from .classical import bm3d_denoise
+
+    return bm3d_denoise(images, on_progress=bar, records=records, **physics)
 
 
 def cmd_batch(args) -> int:
@@ -357,6 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", default="per-scan", choices=["per-scan", "shared"],
                    help="calibrated modes: fit each training scan's noise (default) or learn one law for all")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default=None,
+                   help="fine-tune this model on the scans, self-supervised: 'default' (the shipped "
+                        "model) or a .keras file fine-tuned from it; --minutes (default 10) bounds it")
     p.add_argument("--resume", help="continue training from this .keras model")
     p.add_argument("--checkpoint", help="rewrite this .keras file at every new best validation loss")
     p.add_argument("--bf16", action="store_true", help="mixed bfloat16 (faster on CPUs with AVX512-BF16/AMX)")
@@ -364,9 +453,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("denoise", help="denoise scans with a trained model (any size, tiled)")
+    p = sub.add_parser("denoise", help="denoise scans with the default model, a trained model or BM3D")
     p.add_argument("scans", nargs="+")
-    p.add_argument("--model", required=True, help=".keras model written by `xray-denoise train`")
+    p.add_argument("--model", default=None,
+                   help="'default' (the shipped model, used when omitted) or a .keras file from `xray-denoise train`")
+    p.add_argument("--method", choices=["model", "bm3d"], default="model",
+                   help="'model' (default) or 'bm3d': BM3D + generalized Anscombe, ~15x slower (needs the bm3d extra)")
+    p.add_argument("--flatfield", choices=["auto", "none"], default="auto",
+                   help="column flat-field from the scan's air (auto, default) or none")
+    p.add_argument("--dark", help="dark frame TIFF (detector offset per column), replaces the estimate")
+    p.add_argument("--flat", help="flat (air) frame TIFF (column gains), replaces the estimate")
+    p.add_argument("--gain", type=float, default=None,
+                   help="calibrated detector gain, counts per detected quantum (instead of the noise fit)")
+    p.add_argument("--offset", type=float, default=None, help="calibrated detector offset, counts")
+    p.add_argument("--read-noise", type=float, default=None, help="calibrated read noise std, counts")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--tile", type=int, default=None, help="tile side (default: the model's)")
     p.add_argument("--overlap", type=int, default=None)

@@ -1,6 +1,6 @@
 """`make demo`: the main job on the shipped sample bags.
 
-For each bag: read the noisy dual-energy scan -> denoise it with the shipped model
+For each bag: read the noisy dual-energy scan -> denoise it with the shipped default model
 (when TensorFlow is installed) -> fuse both energies (wavelet) -> colour by material ->
 write 16-bit TIFFs and PNG previews under the output folder -> print quality scores
 before and after denoising (BRISQUE, flat-region noise, PSNR/SSIM against the clean
@@ -14,19 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fusion, io, metrics
-from ._sample_data import SAMPLES, sample_paths
+from . import colour, fusion, io, metrics
 from .cli import _print_table
+from .samples import SAMPLES, sample_paths
 
 
 def shipped_model_path() -> Path:
+    """The shipped default model (single-pass network)."""
     from importlib.resources import files
 
-    return Path(str(files("napari_xray_denoise"))) / "data" / "models" / "blindspot_phantom.keras"
+    return Path(str(files("napari_xray_denoise"))) / "data" / "models" / "default.keras"
 
 
 def _denoiser():
-    """The shipped blind-spot model, or None (with the reason) when it cannot be used."""
+    """The shipped default model, or None (with the reason) when it cannot be used."""
     path = shipped_model_path()
     if not path.exists():
         return None, f"no shipped model at {path}"
@@ -60,17 +61,18 @@ def run_demo(out: Path) -> list[dict]:
             t0 = time.perf_counter()
             versions["denoised"] = model.denoise(noisy)
             seconds = time.perf_counter() - t0
-            step = io.history_entry("denoise", model=model.metadata.get("name", "shipped"), mode=model.metadata.get("mode"))
+            step = io.history_entry("denoise", model="default", method=model.metadata.get("method"),
+                                    noise=model.last_noise)
             io.write_tiff(out / f"{scan.name}_denoised.tif", list(versions["denoised"]),
                           channel_names=["low", "high"], history=history + [step])
             print(f"{scan.name}: denoised {noisy.shape[1]}x{noisy.shape[2]} in {seconds:.2f} s")
         for label, stack in versions.items():
             fused = fusion.wavelet_fuse(stack[0], stack[1])
-            colour = fusion.material_colour(stack[0], stack[1])
+            rgb = colour.material_colour(stack[0], stack[1])
             step = io.history_entry("wavelet fusion", input=label, wavelet="db4", level=4)
             io.write_tiff(out / f"{scan.name}_{label}_fused.tif", fused, channel_names=["fused"], history=history + [step])
             _preview(out / f"{scan.name}_{label}_fused.png", fused, history + [step])
-            io.write_rgb(out / f"{scan.name}_{label}_material.png", colour,
+            io.write_rgb(out / f"{scan.name}_{label}_material.png", rgb,
                          history=history + [io.history_entry("material colour", input=label)])
             for row in metrics.score_table({f"{scan.name} {label}": stack}, reference=clean,
                                                window=metrics.DEFAULT_WINDOW):

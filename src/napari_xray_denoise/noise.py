@@ -102,7 +102,8 @@ class NoiseFit:
     mean: (n,) float64 level-set means (counts); variance: (n,) robust noise variance
     (counts^2) per level set; count: (n,) pixels per level set; used: (n,) bool, False for
     level sets rejected as outliers; a_stderr, b_stderr: standard errors of a and b
-    (from the spread of the level-set variances, assuming independent level sets).
+    (from the spread of the level-set variances, assuming independent level sets);
+    note: how ``b`` was chosen (fitted, set to 0 when not significant, clamped).
     """
 
     model: NoiseModel
@@ -112,6 +113,7 @@ class NoiseFit:
     used: np.ndarray
     a_stderr: float
     b_stderr: float
+    note: str = "fitted a and b"  #: how b was chosen (see ``_robust_choice``)
 
 
 # --------------------------------------------------------------------------- fitting
@@ -391,12 +393,57 @@ def fit_noise_levels(
     if np.count_nonzero(~near_clip) >= 2:
         means, variances, counts = means[~near_clip], variances[~near_clip], counts[~near_clip]
     a, b, a_se, b_se, used = _weighted_affine_fit(means, variances, counts, fixed_b=read_variance)
-    if read_variance is None and np.ptp(means[used]) < 2.0 * np.sqrt(np.median(variances[used])):
-        raise ValueError(
-            "the image spans too narrow a range of intensities to tell photon noise from "
-            "read noise; fit the noise model on a scan with dark and bright regions."
+    note = "fitted a and b" if read_variance is None else "fitted a, b given"
+    if read_variance is None:
+        a, b, a_se, b_se, used, note = _robust_choice(
+            means, variances, counts, (a, b, a_se, b_se, used), top=float(y.max())
         )
-    return NoiseFit(NoiseModel(a, b), means, variances, counts, used, a_se, b_se)
+    return NoiseFit(NoiseModel(a, b), means, variances, counts, used, a_se, b_se, note)
+
+
+#: plausible read-noise term of an X-ray detector, relative to the top of the signal range:
+#: a pedestal (offset) of at most this fraction of it (b = -a * offset) ...
+_MAX_OFFSET_FRACTION = 0.03
+#: ... and a read-noise std of at most this fraction of it (b = read_std^2)
+_MAX_READ_STD_FRACTION = 0.01
+
+
+def _robust_choice(means, variances, counts, full, *, top: float):
+    """Choose between the full (a, b) fit and a = fit with b = 0 (pure scaled Poisson).
+
+    Cluttered scans (edges everywhere) or scans with few grey levels (mostly air) leave
+    ``b`` poorly determined: a free fit can return read-noise terms that no detector has
+    (an intercept of +21835 counts^2 on a high-dose real scene whose truth was -975). Keep
+    ``b`` only when it is significant (> 3 standard errors from 0, or an F-test of b = 0
+    fails) and the level sets span
+    a usable range; otherwise fit ``a`` with ``b = 0``. A significant ``b`` outside the
+    physical band (pedestal <= 3% of the top level, read std <= 1% of it) is clamped to the
+    band and ``a`` refitted.
+    """
+    a, b, a_se, b_se, used = full
+    narrow = np.ptp(means[used]) < 2.0 * np.sqrt(np.median(variances[used]))
+    a0, _, a0_se, _, used0 = _weighted_affine_fit(means, variances, counts, fixed_b=0.0)
+    # F-test of b = 0 against the free fit, on the level sets the free fit used
+    se = np.sqrt(2.0 * _VAR_SE_FACTOR / counts[used]) * np.maximum(a * means[used] + b, 1e-12)
+    ssr_full = float(np.sum(((variances[used] - a * means[used] - b) / se) ** 2))
+    ssr_zero = float(np.sum(((variances[used] - a0 * means[used]) / se) ** 2))
+    dof = max(int(np.count_nonzero(used)) - 2, 1)
+    b_matters = (ssr_zero - ssr_full) > 9.0 * max(ssr_full / dof, 1.0)
+    if narrow or a <= 0 or not (abs(b) > 3.0 * b_se or b_matters):
+        if a0 <= 0:
+            raise ValueError(
+                "found no photon noise in this image (variance does not grow with the level); "
+                "is it a denoised or synthetic image? Pass the noise parameters instead."
+            )
+        why = "the scan spans too few grey levels" if narrow else "b was not significant"
+        return a0, 0.0, a0_se, b_se, used0, f"b set to 0 ({why})"
+    low = -a * _MAX_OFFSET_FRACTION * top
+    high = (_MAX_READ_STD_FRACTION * top) ** 2
+    if low <= b <= high:
+        return a, b, a_se, b_se, used, "fitted a and b"
+    b_clamped = float(np.clip(b, low, high))
+    a1, _, a1_se, _, used1 = _weighted_affine_fit(means, variances, counts, fixed_b=b_clamped)
+    return a1, b_clamped, a1_se, 0.0, used1, f"b clamped to the physical band (fit gave {b:.4g})"
 
 
 def fit_poisson_gaussian(image, *, n_bins: int = 48, **kwargs):

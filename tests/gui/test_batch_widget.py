@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_xray_denoise import io
-from napari_xray_denoise._widgets.denoise_widget import FROM_FILE, DenoiseWidget
+from napari_xray_denoise._napari.widgets.denoise_widget import FROM_FILE, DenoiseWidget
 
 
 @pytest.fixture(scope="module")

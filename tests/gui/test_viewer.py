@@ -34,7 +34,7 @@ def test_pair_opened_file_by_file_gives_two_layers(make_napari_viewer, tmp_path,
 
 
 def test_sample_bag_opens_and_draws(make_napari_viewer):
-    from napari_xray_denoise._sample_data import sample_paths
+    from napari_xray_denoise.samples import sample_paths
 
     if not sample_paths("low_dose")[0].exists():
         pytest.fail("sample_data/ is missing the shipped bags; run `python scripts/make_sample_data.py`")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QElapsedTimer, QTimer
 
-from napari_xray_denoise import _compute
-from napari_xray_denoise._session import REGISTRY
-from napari_xray_denoise._widgets.denoise_widget import DenoiseWidget
-from napari_xray_denoise._widgets.train_widget import TrainWidget
+from napari_xray_denoise._napari.session import REGISTRY
+from napari_xray_denoise._napari.widgets.denoise_widget import DenoiseWidget
+from napari_xray_denoise._napari.widgets.train_widget import TrainWidget
+from napari_xray_denoise._worker import compute as _compute
 
 TINY = "quick look (16/32 filters, 2 levels)"
 
@@ -84,7 +84,7 @@ def test_train_stop_then_denoise_and_compare(viewer, qtbot):
     assert low.data.shape == high.data.shape == (480, 800) and low.data.dtype == np.float32
     assert low.metadata["model"]["method"] == "blindspot"
     assert low.metadata["history"][-1]["operation"] == "denoise"
-    from napari_xray_denoise._widgets.denoise_widget import _grid
+    from napari_xray_denoise._napari.widgets.denoise_widget import _grid
 
     den.toggle_compare()
     assert _grid(viewer).enabled and [lay.name for lay in viewer.layers if lay.visible] == [
@@ -108,7 +108,7 @@ def test_train_to_the_end_then_save(viewer, qtbot, tmp_path):
 
 def test_denoise_with_bad_model_file_is_one_message(viewer, qtbot, tmp_path, monkeypatch):
     shown = []
-    import napari_xray_denoise._widgets._common as common
+    import napari_xray_denoise._napari.widgets._common as common
 
     monkeypatch.setattr(common, "show_error", shown.append)
     bogus = tmp_path / "bogus.keras"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from napari_xray_denoise._widgets.fusion_widget import fuse_colour_widget
-from napari_xray_denoise._widgets.score_widget import ScoreWidget
-from napari_xray_denoise._widgets.targets_widget import parse_scales, targets_widget
+from napari_xray_denoise._napari.widgets.fusion_widget import fuse_colour_widget
+from napari_xray_denoise._napari.widgets.score_widget import ScoreWidget
+from napari_xray_denoise._napari.widgets.targets_widget import parse_scales, targets_widget
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def test_fuse_colour_widget_pairs_and_previews(viewer_with_bag, qtbot):
 
 def test_fuse_widget_refuses_mismatched_layers(viewer_with_bag, monkeypatch):
     shown = []
-    import napari_xray_denoise._widgets._common as common
+    import napari_xray_denoise._napari.widgets._common as common
 
     monkeypatch.setattr(common, "show_error", shown.append)
     viewer = viewer_with_bag

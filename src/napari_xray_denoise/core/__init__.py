@@ -8,7 +8,9 @@ Public API::
     TrainConfig, train_blindspot(scans, config, *, on_progress, cancel, checkpoint_path, resume_from)
     Denoiser (.denoise(scan, *, tile, overlap, batch_size, noise, precision, on_progress, cancel),
               .predict_raw, .save, .metadata, .last_noise)
-    load_model(path), ModelFileError (a ValueError), OperationCancelled (denoise cancelled)
+    load_model(path=None -> the shipped default model), default_model_path(),
+    SinglePassDenoiser (the default model's class), calibrated_noise(gain, offset, read_std),
+    ModelFileError (a ValueError), OperationCancelled (denoise cancelled)
     untrained_denoiser(channels, config)  (benchmarks), build_blindspot_model, predict_tiled
 
 The generic pieces for other networks: ``core.training.fit`` (model + loss + sampler),
@@ -25,6 +27,10 @@ _LAZY = {
     "untrained_denoiser": "blindspot_train",
     "Denoiser": "denoiser",
     "load_model": "denoiser",
+    "default_model_path": "denoiser",
+    "SinglePassDenoiser": "singlepass_denoiser",
+    "calibrated_noise": "singlepass_denoiser",
+    "build_singlepass_model": "singlepass",
     "ModelFileError": "model_file",
     "read_metadata": "model_file",
     "OperationCancelled": "tiling",

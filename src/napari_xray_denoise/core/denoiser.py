@@ -311,14 +311,29 @@ class Denoiser:
         )
 
 
-def load_model(path: str | os.PathLike) -> Denoiser:
-    """Load a model file written by :meth:`Denoiser.save` or training.
+def default_model_path() -> Path:
+    """The shipped default model (single-pass network), inside the package."""
+    from importlib.resources import files
+
+    return Path(str(files("napari_xray_denoise"))) / "data" / "models" / "default.keras"
+
+
+def load_model(path: str | os.PathLike | None = None) -> Denoiser:
+    """Load a model file written by :meth:`Denoiser.save` or training; ``None`` or
+    ``"default"`` loads the shipped default model.
 
     Raises :class:`ModelFileError` (a ``ValueError``) with one sentence for a missing
     file, a file that is not a ``.keras`` zip, a ``.keras`` file from elsewhere (no
     metadata) or a damaged file.
     """
+    if path is None or str(path) == "default":
+        path = default_model_path()
     model, meta = read_model_file(path)
+    if meta.get("method") == "singlepass":
+        from .singlepass_denoiser import SinglePassDenoiser
+
+        meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
+        return SinglePassDenoiser(model, meta)
     if meta.get("method") == "amssd":
         from .amssd import AmssdDenoiser  # local: amssd imports this module
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._backend import REGISTER_PACKAGE, keras
+from ._backend import REGISTER_PACKAGE, keras, tf
 
 ops = keras.ops
 
@@ -238,9 +238,44 @@ class NoiseVariance(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package=REGISTER_PACKAGE)
+class NoiseNormalise(keras.layers.Layer):
+    """``[u, s]`` -> ``[u, (u - local mean of u) / s, s]``: the middle channel is the
+    detail in units of the noise, O(1) for noise at every dose, so the network sees
+    noise at one scale whether ``s`` is 0.003 (high dose) or 0.07 (low dose)."""
+
+    def __init__(self, window: int = 5, **kwargs):
+        super().__init__(**kwargs)
+        self.window = int(window)
+
+    def call(self, x):
+        u, s = x[..., :1], x[..., 1:2]
+        mean = tf.nn.avg_pool2d(u, self.window, 1, "SAME")  # SAME excludes the padding
+        return tf.concat([u, (u - mean) / s, s], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 3)
+
+    def get_config(self):
+        return {**super().get_config(), "window": self.window}
+
+
+@keras.saving.register_keras_serializable(package=REGISTER_PACKAGE)
+class ScaledResidual(keras.layers.Layer):
+    """``([u, s], r)`` -> ``u + s * r``: the network predicts the correction in noise units."""
+
+    def call(self, inputs):
+        x, r = inputs
+        return x[..., :1] + x[..., 1:2] * tf.cast(r, x.dtype)
+
+    def compute_output_shape(self, input_shapes):
+        return (*input_shapes[0][:-1], 1)
+
+
 def custom_objects() -> dict[str, type]:
     """The custom layer classes of this module, by class name."""
     return {
         cls.__name__: cls
-        for cls in (Rot90, ShiftDown, ChannelScale, SelectChannels, RingMean, NoiseVariance)
+        for cls in (Rot90, ShiftDown, ChannelScale, SelectChannels, RingMean, NoiseVariance,
+                    NoiseNormalise, ScaledResidual)
     }

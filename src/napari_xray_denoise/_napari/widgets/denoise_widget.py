@@ -1,0 +1,198 @@
+"""Denoise: a trained model (this session's or a .keras file) applied tile by tile.
+
+Runs in the compute worker process, with a progress bar and Cancel. Results are new
+layers named after their source (``<layer> denoised``) carrying the model and noise
+parameters in their metadata. Compare shows source and result side by side (grid).
+"Denoise folder" sends a whole folder to the batch path (``batch.run``, dask workers).
+"""
+
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, SpinBox
+from napari.utils import progress
+
+from ..._worker import compute as _compute
+from ..session import REGISTRY
+from ._common import (
+    JobWidgetMixin,
+    layer_history_entry,
+    notify_error,
+    notify_info,
+    relay_job,
+    scan_array,
+    scans_in_viewer,
+    show_image,
+    while_alive,
+)
+from .batch_folder import BatchFolderControls
+
+FROM_FILE = "from file..."
+DEFAULT_MODEL = "default model (shipped)"
+BM3D = "BM3D + Anscombe (classical, ~15x slower)"
+
+
+class DenoiseWidget(JobWidgetMixin, Container):
+    _run_button_name = "run_button"
+    _stop_button_name = "cancel_button"
+
+    def __init__(self, viewer: napari.Viewer):
+        super().__init__()
+        self._viewer = viewer
+        self._worker = None
+        self._job = None
+        self._pbar = None
+        self._compare_state = None
+        self.model = ComboBox(choices=self._model_choices, label="model",
+                              tooltip="a model trained in this session, or a .keras file")
+        self.model_file = FileEdit(mode="r", filter="*.keras", label="model file")
+        self.scan = ComboBox(choices=self._scan_choices, label="scan",
+                             tooltip="a dual-energy pair (low+high) or a single layer")
+        self.tile = SpinBox(value=256, min=64, max=2048, step=64, label="tile",
+                            tooltip="tile side in pixels; memory grows with tile, not with scan size")
+        self.overlap = SpinBox(value=32, min=0, max=256, step=8, label="overlap")
+        self.run_button = PushButton(text="Denoise")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.compare_button = PushButton(text="Compare before/after")
+        self.bar = ProgressBar(value=0, min=0, max=100, label="progress")
+        self.status = Label(value="")
+        self.extend([self.model, self.model_file, self.scan, self.tile, self.overlap, self.run_button,
+                     self.cancel_button, self.bar, self.status, self.compare_button])
+        self.folder_batch = BatchFolderControls(self.model_path)  # a whole folder: the batch path
+        self.append(self.folder_batch)
+        self.model.changed.connect(self._on_model)
+        self.run_button.changed.connect(self.start)
+        self.cancel_button.changed.connect(self.cancel)
+        self.compare_button.changed.connect(self.toggle_compare)
+        REGISTRY.changed.connect(self._refresh_models)
+        self._on_model(self.model.value)
+        self.last_layers: list = []
+
+    def _model_choices(self, _widget=None):
+        return [DEFAULT_MODEL] + REGISTRY.names()[::-1] + [BM3D, FROM_FILE]
+
+    def _scan_choices(self, _widget=None):
+        return list(scans_in_viewer(self._viewer))
+
+    def _refresh_models(self):
+        try:
+            self.model.reset_choices()
+        except RuntimeError:  # the dock widget was closed and its Qt objects deleted
+            REGISTRY.changed.disconnect(self._refresh_models)
+            return
+        names = REGISTRY.names()
+        if names:
+            self.model.value = names[-1]
+
+    def _on_model(self, value):
+        self.model_file.visible = value == FROM_FILE
+
+    def model_path(self) -> str:
+        if self.model.value == FROM_FILE or self.model.value is None:
+            path = Path(self.model_file.value)
+            if not path.is_file() or path.suffix != ".keras":
+                raise ValueError("Choose a trained .keras model file (or train one in the Train widget).")
+            return str(path)
+        if self.model.value == DEFAULT_MODEL:
+            return "default"
+        if self.model.value == BM3D:
+            from ...classical import MISSING, bm3d_available
+
+            if not bm3d_available():
+                raise ValueError(MISSING)
+            return "bm3d"
+        return REGISTRY.models[self.model.value].path
+
+    def start(self):
+        if self._worker is not None:
+            notify_error("Denoising is already running; cancel it or wait for it to finish.")
+            return None
+        try:
+            model_path = self.model_path()
+            layers = scans_in_viewer(self._viewer).get(self.scan.value)
+            if not layers:
+                raise ValueError("Choose a scan to denoise; open one first.")
+            image = scan_array(layers)
+        except ValueError as exc:
+            notify_error(exc)
+            return None
+        try:
+            if model_path == "bm3d":
+                self._job = _compute.lane("infer").submit("denoise_bm3d", image=image)
+            else:
+                self._job = _compute.lane("infer").submit(
+                    "denoise", model_path=model_path, image=image, tile=self.tile.value,
+                    overlap=self.overlap.value)
+        except _compute.BusyError as exc:
+            notify_error(exc)
+            return None
+        self._pbar = progress(total=100, desc="Denoising")
+        self.status.value = "denoising..."
+        self._worker = relay_job(self._job, self._on_progress,
+                                 lambda result: self._on_done(result, layers, model_path),
+                                 self._on_error, self._finish)
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        return self._worker
+
+    def cancel(self):
+        if self._job is not None:
+            self._job.cancel()
+
+    @while_alive
+    def _on_progress(self, info: dict):
+        done, total = info.get("done", 0), max(info.get("total", 1), 1)
+        self.bar.value = int(100 * done / total)
+        if self._pbar is not None:
+            self._pbar.n = int(100 * done / total)
+            self._pbar.refresh()
+
+    @while_alive
+    def _on_done(self, result: dict, layers, model_path: str):
+        if result.get("cancelled"):
+            self.status.value = "cancelled"
+            notify_info("Denoising cancelled; no layer was added.")
+            return
+        denoised = np.asarray(result["denoised"], dtype=np.float32)
+        meta = result["metadata"]
+        self.last_layers = []
+        for layer, channel in zip(layers, denoised, strict=True):
+            history = list(layer.metadata.get("history", [])) + [layer_history_entry(
+                "denoise", model=Path(model_path).name, method=meta.get("method"), mode=meta.get("mode"))]
+            new = show_image(
+                self._viewer, channel, f"{layer.name} denoised", source=layer,
+                metadata={"count_scale": 1.0, "history": history, "energy": layer.metadata.get("energy"),
+                          "model_path": model_path, "model": {k: meta.get(k) for k in ("method", "mode", "joint")},
+                          "noise": meta.get("noise")},
+            )
+            self.last_layers.append((layer, new))
+        self.bar.value = 100
+        self.status.value = f"done: {len(self.last_layers)} layer(s) added"
+
+    def toggle_compare(self):
+        """One click: source and denoised side by side (grid); again: back as before."""
+        viewer = self._viewer
+        if self._compare_state is not None:
+            for layer, visible in self._compare_state.items():
+                if layer in viewer.layers:
+                    layer.visible = visible
+            _grid(viewer).enabled = False
+            self._compare_state = None
+            return
+        if not self.last_layers:
+            notify_error("Denoise a scan first; then Compare shows it beside its source.")
+            return
+        source, result = self.last_layers[0]
+        self._compare_state = {layer: layer.visible for layer in viewer.layers}
+        for layer in viewer.layers:
+            layer.visible = layer is source or layer is result
+        grid = _grid(viewer)
+        grid.enabled = True
+        grid.shape = (1, 2)
+
+
+def _grid(viewer):
+    """The viewer's grid settings (``viewer.canvas.grid`` since napari 0.9)."""
+    canvas = getattr(viewer, "canvas", None)
+    return canvas.grid if canvas is not None and hasattr(canvas, "grid") else viewer.grid

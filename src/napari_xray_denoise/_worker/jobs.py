@@ -1,0 +1,106 @@
+"""Jobs run inside the compute worker process (see ``_worker/compute.py``).
+
+Each job takes ``report(**info)`` (progress back to the GUI) and ``cancel`` (an Event)
+plus its own keyword arguments, and returns a picklable result. TensorFlow is imported
+here, in the worker, never in the GUI process.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_MODELS: dict[tuple[str, float], Any] = {}
+
+
+def ping(report, cancel) -> dict:
+    return {"pid": os.getpid()}
+
+
+def sleep(report, cancel, *, seconds: float, exit_code: int | None = None) -> dict:
+    """Test job: report ticks until ``seconds`` pass or cancel; optionally die hard."""
+    import time
+
+    t0 = time.monotonic()
+    ticks = 0
+    while time.monotonic() - t0 < seconds and not cancel.is_set():
+        ticks += 1
+        report(step=ticks)
+        time.sleep(0.05)
+        if exit_code is not None:
+            os._exit(exit_code)
+    return {"ticks": ticks, "cancelled": cancel.is_set()}
+
+
+def load(path: str):
+    """A model from a .keras file, cached per path and modification time."""
+    from ..core import default_model_path, load_model
+
+    if path == "default":
+        path = str(default_model_path())
+    key = (str(Path(path).resolve()), Path(path).stat().st_mtime if Path(path).exists() else 0.0)
+    if key not in _MODELS:
+        _MODELS[key] = load_model(path)
+    return _MODELS[key]
+
+
+def model_info(report, cancel, *, model_path: str) -> dict:
+    return dict(load(model_path).metadata)
+
+
+def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict, save_path: str,
+          resume_from: str | None = None) -> dict:
+    """Train a blind-spot (``method`` = a noise mode) or AMSSD model and save it."""
+
+    def on_progress(step, total, loss, val_loss=None):
+        report(step=int(step), total=int(total), loss=float(loss),
+               val_loss=None if val_loss is None else float(val_loss))
+
+    if method == "fine-tune the shipped model":
+        from ..core import load_model
+        from ..core.finetune import FinetuneConfig, finetune_singlepass
+
+        result = finetune_singlepass(load_model(), scans, FinetuneConfig(**config), on_progress=on_progress,
+                                     cancel=cancel)
+        denoiser = result.denoiser
+    elif method == "amssd":
+        from ..core.amssd_train import AmssdConfig, train_amssd
+
+        denoiser = train_amssd(scans, AmssdConfig(**config), on_progress=on_progress, cancel=cancel,
+                               resume_from=resume_from)
+    else:
+        from ..core import TrainConfig, train_blindspot
+
+        denoiser = train_blindspot(scans, TrainConfig(mode=method, **config), on_progress=on_progress,
+                                   cancel=cancel, resume_from=resume_from)
+    denoiser.save(save_path)
+    _MODELS.clear()
+    return {"model_path": str(save_path), "metadata": dict(denoiser.metadata)}
+
+
+def denoise_bm3d(report, cancel, *, image: np.ndarray) -> dict:
+    """BM3D + generalized Anscombe (``classical.bm3d_denoise``) of a (C, Y, X) or (Y, X) scan."""
+    from ..classical import bm3d_denoise
+
+    records: list = []
+    out = bm3d_denoise(image, records=records,
+                       on_progress=lambda done, total: report(done=int(done), total=int(total)))
+    return {"denoised": out, "metadata": {"method": "bm3d+gat"}, "noise": records}
+
+
+def denoise(report, cancel, *, model_path: str, image: np.ndarray, tile: int | None = None,
+            overlap: int | None = None, batch_size: int = 4) -> dict:
+    """Tiled denoising of a (C, Y, X) or (Y, X) scan; returns float32 counts."""
+    from ..core import OperationCancelled
+
+    model = load(model_path)
+    try:
+        out = model.denoise(image, tile=tile, overlap=overlap, batch_size=batch_size, cancel=cancel,
+                            on_progress=lambda done, total: report(done=int(done), total=int(total)))
+    except OperationCancelled:
+        return {"cancelled": True}
+    return {"denoised": out, "metadata": dict(model.metadata),
+            "noise": getattr(model, "last_noise", None)}

@@ -1,0 +1,220 @@
+"""Fine-tuning the single-pass model on the user's own noisy scans, no clean data.
+
+Loss: recorrupted-to-recorrupted (Pang et al., CVPR 2021) in the network domain, where
+the noise is close to Gaussian with a known std ``s`` (``core.vst``): for a noisy crop
+``y`` and fresh ``z ~ N(0, 1)``,
+
+    input  y_hat = y + alpha * s * z   (noise level told to the network: s * sqrt(1 + alpha^2))
+    target y_bar = y - s * z / alpha
+
+the noises of ``y_hat`` and ``y_bar`` are independent, so ``E|f(y_hat) - y_bar|^2`` is the
+error against the clean scan plus a constant: a single-pass network learns without a
+blind spot and without clean images. ``alpha`` is drawn per crop in [0.3, 1] so the
+network keeps working at every level near the scan's own. Half of each batch is
+simulated pairs (``core.simdata``) with their exact targets, so what the model knew is
+not forgotten. Both halves use the weights of the default training
+(``(out - target)^2 / s^2 * (0.05 + input^2)``).
+
+Never worse than the start: a fixed set of held-back crops (the bottom rows of each
+channel) is scored with the same R2R loss (fixed ``z``) before and after; the
+fine-tuned weights are kept only if that loss went down, else the starting model is
+returned unchanged (``FinetuneResult.kept_start``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import noise as noise_mod
+from ..flatfield import FlatField
+from . import vst
+from ._backend import keras, tf
+from .data import as_chw_counts
+from .simdata import PairSampler, phantom_transmissions
+from .singlepass_denoiser import SinglePassDenoiser
+
+
+@dataclass
+class FinetuneConfig:
+    minutes: float = 10.0
+    steps: int = 100_000
+    crop: int = 128
+    batch: int = 8
+    learning_rate: float = 1e-4
+    alpha: tuple[float, float] = (0.3, 1.0)
+    simulated_fraction: float = 0.5
+    val_fraction: float = 0.15
+    val_crops: int = 24
+    val_every: int = 100
+    seed: int = 0
+
+
+@dataclass
+class FinetuneResult:
+    denoiser: SinglePassDenoiser
+    steps: int = 0
+    seconds: float = 0.0
+    val_loss_start: float = math.nan
+    val_loss_best: float = math.nan
+    kept_start: bool = False
+    history: list = field(default_factory=list)
+
+
+@dataclass
+class _Channel:
+    u: np.ndarray  # (Y, X) network domain
+    sigma: float
+    split: int  # rows >= split are held back for validation
+
+
+def _prepare(scans, crop: int, val_fraction: float) -> list[_Channel]:
+    """Flat-field, fit the noise and map every channel of every scan to the network domain."""
+    out = []
+    for i, scan in enumerate(scans):
+        counts = as_chw_counts(scan, name=f"scan {i + 1}")
+        for c in counts:
+            if c.shape[0] < 2 * crop or c.shape[1] < crop:
+                raise ValueError(
+                    f"scan {i + 1} is {c.shape[0]}x{c.shape[1]} pixels; fine-tuning needs scans of at "
+                    f"least {2 * crop}x{crop} (rows x columns)."
+                )
+            ff = FlatField.estimate(c)
+            y = ff.apply(c.astype(np.float64))
+            law = noise_mod.fit_poisson_gaussian(y)
+            if law.a <= 0:
+                raise ValueError(f"scan {i + 1} shows no photon noise; fine-tuning needs raw, noisy scans.")
+            code_max = vst.code_range(c)
+            split = min(int(c.shape[0] * (1 - val_fraction)), c.shape[0] - crop)
+            out.append(_Channel(vst.to_network(y, law.a, law.b, code_max),
+                                vst.noise_level(law.a, law.b, code_max), split))
+    return out
+
+
+def _r2r_pair(u_crop: np.ndarray, sigma: float, rng, alpha_range) -> tuple[np.ndarray, np.ndarray]:
+    alpha = rng.uniform(*alpha_range)
+    z = rng.standard_normal(u_crop.shape).astype(np.float32)
+    y_hat = u_crop + alpha * sigma * z
+    y_bar = u_crop - sigma * z / alpha
+    level = np.full_like(u_crop, sigma * math.sqrt(1 + alpha * alpha))
+    # the loss divides by the noise level of the input channel; scale the target error to
+    # the scan's own level (the R2R target's noise is s / alpha, a constant in expectation)
+    return np.stack([y_hat, level], -1), y_bar[..., None]
+
+
+def _crop(ch: _Channel, rng, crop: int, val: bool) -> np.ndarray:
+    h, w = ch.u.shape
+    y0 = int(rng.integers(ch.split, h - crop + 1)) if val else int(rng.integers(0, max(ch.split - crop, 0) + 1))
+    x0 = int(rng.integers(0, w - crop + 1))
+    out = ch.u[y0 : y0 + crop, x0 : x0 + crop]
+    out = np.rot90(out, int(rng.integers(4)))
+    return np.ascontiguousarray(out[:, ::-1] if rng.uniform() < 0.5 else out)
+
+
+def finetune_singlepass(
+    start: SinglePassDenoiser,
+    scans: Sequence[np.ndarray],
+    config: FinetuneConfig | None = None,
+    *,
+    on_progress: Callable[[int, int, float, float | None], None] | None = None,
+    cancel=None,
+) -> FinetuneResult:
+    """Fine-tune a copy of ``start`` on ``scans`` ((C, Y, X) or (Y, X) counts, noisy).
+
+    Runs ``config.steps`` steps or ``config.minutes`` minutes, whichever ends first;
+    ``on_progress(step, total, loss, val_loss_or_None)``; ``cancel.is_set()`` stops early
+    (the best weights so far are still kept or rejected as usual).
+    """
+    config = config or FinetuneConfig()
+    rng = np.random.default_rng(config.seed)
+    channels = _prepare(scans, config.crop, config.val_fraction)
+    model = keras.models.clone_model(start.model)  # the same architecture as the file holds
+    model.set_weights(start.model.get_weights())
+
+    # fixed validation: R2R pairs with fixed noise on held-back crops
+    vrng = np.random.default_rng(config.seed + 1)
+    val = [_r2r_pair(_crop(channels[i % len(channels)], vrng, config.crop, True),
+                     channels[i % len(channels)].sigma, vrng, config.alpha) for i in range(config.val_crops)]
+    val_x = np.stack([v[0] for v in val])
+    val_t = np.stack([v[1] for v in val])
+
+    n_sim = int(round(config.batch * config.simulated_fraction))
+    sampler = PairSampler(phantom_transmissions([int(rng.integers(10_000, 20_000))], rng), rng, crop=config.crop) if n_sim else None
+
+    def batch():
+        own = [_r2r_pair(_crop(ch, rng, config.crop, False), ch.sigma, rng, config.alpha)
+               for ch in (channels[int(rng.integers(len(channels)))] for _ in range(config.batch - n_sim))]
+        xs = [p[0] for p in own]
+        ts = [p[1] for p in own]
+        if n_sim:
+            sx, st = sampler.batch(n_sim)
+            xs.extend(sx)
+            ts.extend(st)
+        return np.stack(xs).astype(np.float32), np.stack(ts).astype(np.float32)
+
+    def loss_fn(x, t, out):
+        sigma = x[..., 1:2]
+        return tf.reduce_mean(tf.square((out - t) / sigma) * (0.05 + tf.square(x[..., :1])))
+
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, t, lr):
+        optimizer.learning_rate.assign(lr)
+        with tf.GradientTape() as tape:
+            loss = loss_fn(x, t, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    @tf.function(reduce_retracing=True)
+    def val_loss_of(x, t):
+        return loss_fn(x, t, model(x, training=False))
+
+    def validate() -> float:
+        return float(np.mean([float(val_loss_of(val_x[i : i + 8], val_t[i : i + 8]))
+                              for i in range(0, len(val_x), 8)]))
+
+    result = FinetuneResult(start)
+    result.val_loss_start = best = validate()
+    best_weights = None
+    t0 = time.perf_counter()
+    step = 0
+    while step < config.steps:
+        if cancel is not None and cancel.is_set():
+            break
+        frac = max(step / config.steps, (time.perf_counter() - t0) / (60 * config.minutes))
+        if step > 0 and frac >= 1:
+            break
+        lr = config.learning_rate * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+        x, t = batch()
+        loss = float(train_step(x, t, tf.constant(lr, tf.float32)))
+        step += 1
+        val = None
+        if step % config.val_every == 0:
+            val = validate()
+            result.history.append({"step": step, "val_loss": val, "seconds": time.perf_counter() - t0})
+            if val < best:
+                best, best_weights = val, [w.copy() for w in model.get_weights()]
+        if on_progress is not None:
+            on_progress(step, config.steps, loss, val)
+    if step % config.val_every != 0:
+        val = validate()
+        result.history.append({"step": step, "val_loss": val, "seconds": time.perf_counter() - t0})
+        if val < best:
+            best, best_weights = val, [w.copy() for w in model.get_weights()]
+    result.steps, result.seconds, result.val_loss_best = step, time.perf_counter() - t0, best
+    if best_weights is None:
+        result.kept_start = True
+        return result
+    model.set_weights(best_weights)
+    meta = dict(start.metadata)
+    meta["finetune"] = {"scans": len(scans), "steps": step, "seconds": round(result.seconds, 1),
+                        "val_loss_start": result.val_loss_start, "val_loss_best": best,
+                        "loss": "recorrupted-to-recorrupted (+ simulated pairs)"}
+    result.denoiser = SinglePassDenoiser(model, meta)
+    return result

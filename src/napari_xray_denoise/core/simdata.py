@@ -1,0 +1,142 @@
+"""Training pairs with exact ground truth for the single-pass network (numpy only).
+
+Each sample is a crop of a clean transmission map, from a phantom bag (``phantom``,
+either energy) or a procedural scene (``synth.random_scene``: clutter, circuit boards,
+cables, dense small objects, meshes), scanned by ``synth.scan_transmission`` with random
+scanner settings covering what real scanners write:
+
+- dose 100..30000 quanta per air pixel (log-uniform; the high-energy channel of a
+  200..20000 scan sees about 0.28x the low one),
+- 12, 13 or 16-bit code ranges in 16-bit files, air at 75-100% of the range, clipping,
+- read noise 1e-5..2e-3 of the range, rounding, hot/dead pixels now and then,
+- a small residual column streak (what is left after flat-fielding, part of the scene).
+
+Inputs are ``(u_noisy, sigma_u)`` in the network domain (``core.vst``) computed with the
+noise law jittered by a few percent (a fitted law is never exact); targets are the clean
+scan in the same domain. Scene seeds: phantom bags 2000+ (training) and 5000+
+(validation); the shipped sample bags (101, 202, 303) and the benchmark bags (900+) are
+never used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import synth
+from ..phantom import make_bag
+from . import vst
+
+TRAIN_SEED_BASE = 2000
+VAL_SEED_BASE = 5000
+_CODE_MAXES = (4095.0, 8191.0, 65535.0)
+_CODE_WEIGHTS = (0.25, 0.15, 0.6)
+_BAG_SHAPES = ((400, 640), (480, 800), (640, 1000), (800, 1280))
+
+
+@dataclass
+class SimSettings:
+    """Ranges of the scanner simulation (see the module docstring)."""
+
+    dose: tuple[float, float] = (100.0, 30000.0)
+    white_fraction: tuple[float, float] = (0.75, 1.0)
+    read_std_fraction: tuple[float, float] = (1e-5, 2e-3)
+    defect_probability: float = 0.3
+    defect_fraction: float = 2e-4
+    residual_streak_std: float = 0.003
+    noise_law_jitter: float = 0.08
+    phantom_fraction: float = 0.5
+
+
+def phantom_transmissions(seeds, rng) -> list[np.ndarray]:
+    """Clean transmission maps (both energies as separate images) of phantom bags."""
+    out = []
+    for seed in seeds:
+        shape = _BAG_SHAPES[int(rng.integers(len(_BAG_SHAPES)))]
+        bag = make_bag(shape, dose=1000.0, seed=int(seed), gain_streak_std=0.0)
+        out.extend(np.asarray(bag.transmission[c], np.float32) for c in range(2))
+    return out
+
+
+def _log_uniform(rng, lo, hi):
+    return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+
+
+def simulate_pair(transmission: np.ndarray, rng, settings: SimSettings):
+    """One (input (Y, X, 2), target (Y, X, 1)) float32 pair from a clean transmission crop."""
+    code_max = float(rng.choice(_CODE_MAXES, p=_CODE_WEIGHTS))
+    scanned = synth.scan_transmission(
+        transmission,
+        rng,
+        dose=_log_uniform(rng, *settings.dose),
+        code_max=code_max,
+        white_fraction=rng.uniform(*settings.white_fraction),
+        read_std_fraction=_log_uniform(rng, *settings.read_std_fraction),
+        column_gain_std=rng.uniform(0, settings.residual_streak_std),
+        defect_fraction=settings.defect_fraction if rng.uniform() < settings.defect_probability else 0.0,
+    )
+    j = settings.noise_law_jitter
+    a_fit = scanned.a * float(np.exp(rng.uniform(-j, j)))
+    b_fit = scanned.b * float(np.exp(rng.uniform(-3 * j, 3 * j)))
+    u = vst.to_network(scanned.noisy, a_fit, b_fit, code_max)
+    target = vst.to_network(scanned.clean, a_fit, b_fit, code_max)
+    sigma = np.full_like(u, vst.noise_level(a_fit, b_fit, code_max))
+    return np.stack([u, sigma], -1), target[..., None]
+
+
+class PairSampler:
+    """Endless batches of simulated pairs; the phantom pool is refreshed as it goes.
+
+    ``pool``: clean transmission maps to crop from (phantom bags); ``crop``: square crop
+    size (a multiple of 8). ``refresh()`` replaces the oldest pool bag by a new one (new
+    seed), so over a long run the network never sees the same bag twice for long.
+    """
+
+    def __init__(self, pool, rng, *, crop: int = 128, settings: SimSettings | None = None,
+                 next_seed: int = TRAIN_SEED_BASE):
+        if crop % vst_multiple() != 0:
+            raise ValueError(f"crop must be a multiple of {vst_multiple()}, got {crop}.")
+        self.pool = list(pool)
+        self.rng = rng
+        self.crop = int(crop)
+        self.settings = settings or SimSettings()
+        self.next_seed = int(next_seed)
+
+    def refresh(self) -> None:
+        self.pool = self.pool[2:] + phantom_transmissions([self.next_seed], self.rng)
+        self.next_seed += 1
+
+    def _crop(self) -> np.ndarray:
+        c = self.crop
+        if self.pool and self.rng.uniform() < self.settings.phantom_fraction:
+            img = self.pool[int(self.rng.integers(len(self.pool)))]
+            y = int(self.rng.integers(0, img.shape[0] - c + 1))
+            x = int(self.rng.integers(0, img.shape[1] - c + 1))
+            out = img[y : y + c, x : x + c]
+        else:
+            out = synth.random_scene((c, c), self.rng)
+        k = int(self.rng.integers(4))
+        out = np.rot90(out, k)
+        return np.ascontiguousarray(out[:, ::-1] if self.rng.uniform() < 0.5 else out)
+
+    def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [simulate_pair(self._crop(), self.rng, self.settings) for _ in range(n)]
+        return (np.stack([p[0] for p in pairs]).astype(np.float32),
+                np.stack([p[1] for p in pairs]).astype(np.float32))
+
+
+def vst_multiple() -> int:
+    return 8
+
+
+def validation_set(n_bags: int = 3, n_scenes: int = 48, crop: int = 128, seed: int = 777):
+    """A fixed validation set: crops of validation phantom bags (seeds 5000+) and of
+    procedural scenes, at doses spread over the range. Returns (inputs, targets, info)
+    where info holds per-sample (a, b, code_max) to map back to counts."""
+    rng = np.random.default_rng(seed)
+    pool = phantom_transmissions(range(VAL_SEED_BASE, VAL_SEED_BASE + n_bags), rng)
+    sampler = PairSampler(pool, rng, crop=crop, settings=SimSettings(noise_law_jitter=0.0,
+                                                                    phantom_fraction=0.5))
+    xs, ts = sampler.batch(n_scenes)
+    return xs, ts

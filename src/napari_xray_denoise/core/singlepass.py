@@ -1,0 +1,63 @@
+"""The single-pass denoising network (the default model): a noise-conditioned U-Net.
+
+Input ``(B, Y, X, 2)``: channel 0 the scan in the network domain ``u`` (normalised
+generalized Anscombe, see ``core.vst``), channel 1 its noise level ``sigma_u`` as a map
+(FFDNet-style conditioning: one network for every dose and bit depth). The network sees
+``u``, the local detail in noise units ``(u - mean5x5(u)) / sigma_u`` and ``sigma_u``, and
+predicts a correction in noise units: output ``(B, Y, X, 1)`` = ``u + sigma_u * r``. Both
+make the task the same at every dose (at high dose the noise is 0.3% of ``u``).
+
+Body (after FFDNet, Zhang et al. 2018, and the U-Net): a 2x2 stride-2 convolution packs
+each 2x2 block into features (the pixel-unshuffle of FFDNet, a quarter of the positions),
+a three-level U-Net with stride-2 downsampling and transposed-convolution upsampling, and
+a transposed convolution back to full resolution. ``Y`` and ``X`` must be multiples of 8
+(:func:`pad_to_multiple`). One pass per image: no rotations, no blind spot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._backend import keras
+from .layers import NoiseNormalise, ScaledResidual
+
+#: multiple that input height and width must have
+SIZE_MULTIPLE = 8
+DEFAULT_WIDTHS = (32, 64, 128)
+
+
+def _block(x, filters: int, n: int, name: str, dtype):
+    for i in range(n):
+        x = keras.layers.Conv2D(
+            filters, 3, padding="same", activation="relu", name=f"{name}_conv{i}", dtype=dtype
+        )(x)
+    return x
+
+
+def build_singlepass_model(
+    widths: Sequence[int] = DEFAULT_WIDTHS, *, convs_per_level: int = 2, mixed_bfloat16: bool = False
+) -> keras.Model:
+    """The noise-conditioned U-Net; ``widths`` are the feature counts at 1/2, 1/4, 1/8 resolution."""
+    if len(widths) != 3 or min(int(w) for w in widths) < 1:
+        raise ValueError(f"widths must be three positive feature counts, got {tuple(widths)}.")
+    w1, w2, w3 = (int(w) for w in widths)
+    dt = "mixed_bfloat16" if mixed_bfloat16 else "float32"
+    inp = keras.Input((None, None, 2), name="u_and_sigma")
+    feats = NoiseNormalise(name="noise_normalise")(inp)
+    x = keras.layers.Conv2D(w1, 2, strides=2, activation="relu", name="unshuffle", dtype=dt)(feats)
+    s1 = _block(x, w1, convs_per_level, "enc1", dt)
+    x = keras.layers.Conv2D(w2, 2, strides=2, activation="relu", name="down2", dtype=dt)(s1)
+    s2 = _block(x, w2, convs_per_level, "enc2", dt)
+    x = keras.layers.Conv2D(w3, 2, strides=2, activation="relu", name="down3", dtype=dt)(s2)
+    x = _block(x, w3, convs_per_level + 1, "mid", dt)
+    x = keras.layers.Conv2DTranspose(w2, 2, strides=2, name="up2", dtype=dt)(x)
+    x = keras.layers.Add(name="skip2", dtype=dt)([x, s2])
+    x = _block(x, w2, convs_per_level, "dec2", dt)
+    x = keras.layers.Conv2DTranspose(w1, 2, strides=2, name="up1", dtype=dt)(x)
+    x = keras.layers.Add(name="skip1", dtype=dt)([x, s1])
+    x = _block(x, w1, convs_per_level, "dec1", dt)
+    residual = keras.layers.Conv2DTranspose(
+        1, 2, strides=2, name="shuffle", dtype=dt, kernel_initializer="zeros"
+    )(x)
+    out = ScaledResidual(name="u_denoised", dtype="float32")([inp, residual])
+    return keras.Model(inp, out, name="singlepass_unet")

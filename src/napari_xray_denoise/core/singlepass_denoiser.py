@@ -1,0 +1,243 @@
+"""``SinglePassDenoiser``: the default model applied to whole scans, detector physics first.
+
+Per channel of a scan (any size, any bit depth in a 16-bit file):
+
+1. column flat-field (``flatfield``): divide each detector column by its gain, from the
+   scan's own air, or from dark/flat frames; streaks are put back at the end;
+2. the noise law ``Var = a * mean + b``: fitted on the scan (``noise.fit_poisson_gaussian``,
+   the default) or given (calibrated: gain, offset, read noise);
+3. the network domain (``core.vst``): normalised generalized Anscombe and its noise level;
+4. one pass of the noise-conditioned network (whole image up to ``whole_limit`` pixels,
+   else overlapping tiles blended as in ``core.tiling``);
+5. back to counts (algebraic inverse), streaks back, clipped to the code range.
+
+Saturated (clipped) pixels go through the network like every other pixel: it was trained
+with clipping and estimates their true level from their surroundings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .. import noise as noise_mod
+from ..flatfield import FlatField
+from . import vst
+from ._backend import keras, tf
+from .data import as_chw_counts
+from .model_file import save_model_file
+from .singlepass import SIZE_MULTIPLE, build_singlepass_model
+from .tiling import OperationCancelled, predict_tiled
+
+NoiseSpec = str | noise_mod.NoiseModel | Sequence[noise_mod.NoiseModel] | None
+
+
+def pad_to_multiple(image_hw: np.ndarray, multiple: int = SIZE_MULTIPLE):
+    """Reflect-pad a (Y, X, ...) array at the bottom/right to multiples of ``multiple``."""
+    h, w = image_hw.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return image_hw
+    pad = [(0, ph), (0, pw)] + [(0, 0)] * (image_hw.ndim - 2)
+    mode = "reflect" if h > ph and w > pw else "symmetric"
+    return np.pad(image_hw, pad, mode=mode)
+
+
+def _per_channel(value, n: int, name: str) -> list:
+    if value is None or isinstance(value, (str, noise_mod.NoiseModel, FlatField)):
+        return [value] * n
+    values = list(value)
+    if len(values) != n:
+        raise ValueError(f"got {len(values)} {name} for {n} channel(s); give one per channel.")
+    return values
+
+
+def _frames(frame, n: int, name: str) -> list:
+    """One frame for every channel, or one per channel (a list or a (C, Y, X) array)."""
+    if frame is None:
+        return [None] * n
+    if isinstance(frame, (list, tuple)) or np.ndim(frame) == 3:
+        frames = list(frame)
+        if len(frames) != n:
+            raise ValueError(f"got {len(frames)} {name} frames for {n} channel(s); give one per channel or one for all.")
+        return frames
+    return [frame] * n
+
+
+class SinglePassDenoiser:
+    """A trained single-pass network (``keras.Model``) and its ``metadata`` (JSON-able).
+
+    ``denoise(scan)`` works on ``(Y, X)`` or ``(C, Y, X)`` scans, each channel on its own
+    (one model for both energies). After a call, ``last_noise`` holds per channel the
+    noise law used (counts), how it was obtained, the flat-field and the code range.
+    """
+
+    #: pixels up to which a channel runs through the network in one piece
+    whole_limit = 2048 * 2048
+    tile = 1024
+    overlap = 64
+
+    def __init__(self, model: keras.Model, metadata: dict):
+        self.model = model
+        self.metadata = dict(metadata)
+        self.last_noise: list[dict] | None = None
+        self._whole_fn = None
+        self._tile_fn = None
+
+    channels = 1
+
+    @property
+    def method(self) -> str:
+        return "singlepass"
+
+    @property
+    def mode(self) -> str:  # shown where blind-spot models show their noise mode
+        return "noise-conditioned"
+
+    # -- network ------------------------------------------------------------------
+    def _whole(self):
+        if self._whole_fn is None:
+            spec = tf.TensorSpec((1, None, None, 2), tf.float32)
+            self._whole_fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+        return self._whole_fn
+
+    def _tiled(self):
+        if self._tile_fn is None:
+            spec = tf.TensorSpec((1, self.tile, self.tile, 2), tf.float32)
+            fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+            self._tile_fn = lambda batch: fn(batch).numpy()
+        return self._tile_fn
+
+    def predict_u(self, u: np.ndarray, sigma: float, *, on_progress=None, cancel=None) -> np.ndarray:
+        """Network output for one channel in the network domain: float32 (Y, X)."""
+        h, w = u.shape
+        x = np.stack([u, np.full_like(u, sigma)], -1).astype(np.float32)
+        if h * w <= self.whole_limit:
+            if cancel is not None and cancel.is_set():
+                raise OperationCancelled("Denoising was cancelled.")
+            out = self._whole()(pad_to_multiple(x)[None]).numpy()[0, :h, :w, 0]
+            if on_progress is not None:
+                on_progress(1, 1)
+            return out
+        return predict_tiled(x, self._tiled(), tile=self.tile, overlap=self.overlap, batch_size=1,
+                             on_progress=on_progress, cancel=cancel)[..., 0]
+
+    # -- physics ------------------------------------------------------------------
+    @staticmethod
+    def _flatfield(counts: np.ndarray, spec, dark, flat) -> FlatField:
+        width = counts.shape[1]
+        if dark is not None or flat is not None:
+            return FlatField.from_frames(width, dark=dark, flat=flat)
+        if spec is None or spec == "none":
+            return FlatField.identity(width)
+        if isinstance(spec, FlatField):
+            return spec
+        if spec == "auto":
+            return FlatField.estimate(counts)
+        raise ValueError(f"flatfield must be 'auto', 'none' or a FlatField, got {spec!r}.")
+
+    @staticmethod
+    def _noise(flat_counts: np.ndarray, spec, ff: FlatField) -> tuple[noise_mod.NoiseModel, str]:
+        if isinstance(spec, noise_mod.NoiseModel):
+            # given for raw counts; an offset removed by the dark frame moves it into b
+            offset = float(np.mean(ff.offset))
+            return noise_mod.NoiseModel(spec.a, spec.b + spec.a * offset), "given (calibrated)"
+        if spec not in (None, "auto", "refit"):
+            raise ValueError(f"noise must be 'auto' or a NoiseModel, got {spec!r}.")
+        fit = noise_mod.fit_noise_levels(flat_counts)
+        return fit.model, f"fitted on this scan ({fit.note})"
+
+    # -- denoising ----------------------------------------------------------------
+    def denoise(
+        self,
+        scan: np.ndarray,
+        *,
+        noise: NoiseSpec = "auto",
+        flatfield="auto",
+        dark=None,
+        flat=None,
+        on_progress: Callable[[int, int], None] | None = None,
+        cancel=None,
+        **_ignored,
+    ) -> np.ndarray:
+        """Denoise a scan of counts; returns float32 counts of the same shape.
+
+        scan: ``(Y, X)`` or ``(C, Y, X)``, uint16 or float counts. noise: ``"auto"`` (fit
+        each channel), a ``noise.NoiseModel`` for every channel or one per channel (in raw
+        counts; see :func:`calibrated_noise`). flatfield: ``"auto"`` (column gains from the
+        scan's air), ``"none"``, or a ``flatfield.FlatField``; ``dark``/``flat``: frames
+        (2-D, or one value per column; a single frame for every channel or one per
+        channel) that replace the estimate. ``on_progress(done, total)`` per channel (or
+        tile); ``cancel.is_set()`` raises ``OperationCancelled``. Other keywords of the
+        blind-spot ``Denoiser.denoise`` (tile, batch size, precision) are accepted and
+        ignored. Raises ``ValueError`` with one sentence for unusable input.
+        """
+        squeeze = np.ndim(scan) == 2
+        counts = as_chw_counts(scan)
+        n = counts.shape[0]
+        noises = _per_channel(noise, n, "noise models")
+        ffs = _per_channel(flatfield, n, "flat-fields")
+        darks, flats = _frames(dark, n, "dark"), _frames(flat, n, "flat")
+        out = np.empty(counts.shape, np.float32)
+        self.last_noise = []
+        for c in range(n):
+            def progress(done, total, c=c):
+                if on_progress is not None:
+                    on_progress(c * total + done, n * total)
+
+            out[c], record = self.denoise_channel(
+                counts[c], noise=noises[c], flatfield=ffs[c], dark=darks[c], flat=flats[c],
+                on_progress=progress, cancel=cancel)
+            self.last_noise.append(record)
+        return out[0] if squeeze else out
+
+    def denoise_channel(self, counts_2d, *, noise="auto", flatfield="auto", dark=None, flat=None,
+                        on_progress=None, cancel=None) -> tuple[np.ndarray, dict]:
+        """One (Y, X) channel -> (float32 denoised counts, record of what was used)."""
+        counts = np.asarray(counts_2d, dtype=np.float64)
+        if min(counts.shape) < 16:
+            raise ValueError(f"a scan channel must be at least 16x16 pixels, got {counts.shape}.")
+        code_max = vst.code_range(counts)
+        ff = self._flatfield(counts, flatfield, dark, flat)
+        y = ff.apply(counts)
+        model, how = self._noise(y, noise, ff)
+        if model.a <= 0:
+            raise ValueError(
+                "this scan's noise shows no photon (Poisson) part; the default model needs a "
+                "gain a > 0: pass calibrated noise parameters (gain, offset, read noise)."
+            )
+        u = vst.to_network(y, model.a, model.b, code_max)
+        sigma = vst.noise_level(model.a, model.b, code_max)
+        u_hat = self.predict_u(u, sigma, on_progress=on_progress, cancel=cancel)
+        den = ff.undo(vst.from_network(u_hat, model.a, model.b, code_max))
+        record = {"model": "affine", "how": how, "a_counts": model.a, "b_counts": model.b,
+                  "code_max": code_max, "flatfield": ff.describe()}
+        return np.clip(den, 0, code_max).astype(np.float32), record
+
+    # -- files --------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        return save_model_file(self.model, self.metadata, path)
+
+    def __repr__(self) -> str:
+        return f"SinglePassDenoiser(widths={self.metadata.get('architecture', {}).get('widths')})"
+
+
+def calibrated_noise(gain: float, offset: float = 0.0, read_std: float = 0.0) -> noise_mod.NoiseModel:
+    """The noise law of a calibrated detector: counts = offset + gain * quanta + read noise,
+    so ``Var = gain * (mean - offset) + read_std^2`` (``a = gain``, ``b = read_std^2 - gain * offset``)."""
+    if not (np.isfinite(gain) and gain > 0):
+        raise ValueError(f"the detector gain must be a positive number of counts per quantum, got {gain}.")
+    if not (np.isfinite(offset) and np.isfinite(read_std) and read_std >= 0):
+        raise ValueError("the detector offset and read noise must be finite, read noise >= 0.")
+    return noise_mod.NoiseModel(float(gain), float(read_std) ** 2 - float(gain) * float(offset))
+
+
+def untrained_singlepass(widths=(8, 8, 8)) -> SinglePassDenoiser:
+    """A small untrained network (identity at start: the output layer starts at zero)."""
+    from .singlepass_train import LongRunConfig, singlepass_metadata
+
+    cfg = LongRunConfig(widths=tuple(widths))
+    return SinglePassDenoiser(build_singlepass_model(widths), singlepass_metadata(cfg, 0, 0.0))

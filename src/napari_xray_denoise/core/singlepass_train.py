@@ -1,0 +1,199 @@
+"""Training the single-pass network on simulated pairs: a resumable long run.
+
+The default model is trained supervised on pairs with exact ground truth
+(``core.simdata``: phantom bags and procedural scenes, every scanner trait), because the
+simulator makes clean scans without limit and a supervised loss is the most
+compute-efficient signal (measured against blind-spot training in ``docs/benchmarks.md``).
+What it cannot see in simulation, it learns from the user's own scans by self-supervised
+fine-tuning (``core.finetune``).
+
+The run is open-ended and resumable: ``run_dir`` holds a TensorFlow checkpoint (weights,
+Adam state, an exponential moving average of the weights, the step, the hours trained),
+``log.jsonl`` (one line per validation: step, hours, loss, validation gain in dB) and
+``model.keras`` (the averaged weights, the model to ship). Calling :func:`train_long_run`
+again continues from the checkpoint.
+
+Loss: squared error in the network domain divided by the noise variance (every dose
+weighs the same) and weighted by ``0.05 + target^2`` (the squared error in counts grows
+with the level, ``d counts ~ u du``; the floor keeps dark regions in the objective).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from queue import Queue
+
+import numpy as np
+
+from ._backend import keras, tf
+from .model_file import save_model_file
+from .simdata import PairSampler, phantom_transmissions, validation_set, TRAIN_SEED_BASE
+from .singlepass import DEFAULT_WIDTHS, build_singlepass_model
+
+
+@dataclass
+class LongRunConfig:
+    widths: tuple[int, int, int] = DEFAULT_WIDTHS
+    crop: int = 128
+    batch: int = 8
+    learning_rate: float = 1e-3
+    lr_half_life_steps: float = 30000.0
+    min_lr: float = 5e-5
+    ema_decay: float = 0.999
+    pool_bags: int = 24
+    refresh_every: int = 40
+    val_every_minutes: float = 5.0
+    seed: int = 0
+
+
+def weighted_loss(inputs, targets, outputs):
+    """Mean of (out - target)^2 / sigma^2 * (0.05 + target^2) (see module docstring)."""
+    sigma = inputs[..., 1:2]
+    err = tf.cast(outputs, tf.float32) - targets
+    return tf.reduce_mean(tf.square(err / sigma) * (0.05 + tf.square(targets)))
+
+
+def gain_db(inputs: np.ndarray, targets: np.ndarray, outputs: np.ndarray) -> float:
+    """Median over samples of 10 log10(MSE noisy / MSE denoised) in the network domain."""
+    noisy = np.mean(np.square(inputs[..., :1] - targets), axis=(1, 2, 3))
+    den = np.mean(np.square(outputs - targets), axis=(1, 2, 3))
+    return float(np.median(10 * np.log10(noisy / np.maximum(den, 1e-20))))
+
+
+def singlepass_metadata(config: LongRunConfig, steps: int, hours: float, extra: dict | None = None) -> dict:
+    from .. import __version__
+
+    return {
+        "method": "singlepass",
+        "channels": 1,
+        "architecture": {"widths": list(config.widths), "convs_per_level": 2},
+        "domain": "normalised generalized Anscombe (core.vst), noise level as a second input",
+        "training": {"kind": "supervised on simulated pairs (core.simdata)", "steps": int(steps),
+                     "hours": round(float(hours), 3), "config": asdict(config), **(extra or {})},
+        "package_version": __version__,
+    }
+
+
+def _producer(sampler: PairSampler, batch: int, refresh_every: int, queue: Queue, stop: threading.Event):
+    n = 0
+    while not stop.is_set():
+        queue.put(sampler.batch(batch))
+        n += 1
+        if n % refresh_every == 0:
+            sampler.refresh()
+
+
+def train_long_run(
+    run_dir: str | Path,
+    *,
+    hours: float,
+    config: LongRunConfig | None = None,
+    export: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train (or continue training) for ``hours`` more wall-clock hours; see module docstring."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir / "config.json"
+    if cfg_path.exists():
+        saved = json.loads(cfg_path.read_text())
+        saved["widths"] = tuple(saved["widths"])
+        config = LongRunConfig(**saved)
+    else:
+        config = config or LongRunConfig()
+        cfg_path.write_text(json.dumps(asdict(config), indent=1))
+
+    model = build_singlepass_model(config.widths)
+    optimizer = keras.optimizers.Adam(config.learning_rate)
+    optimizer.build(model.trainable_variables)
+    ema = [tf.Variable(v, trainable=False) for v in model.trainable_variables]
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    seconds_var = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, ema=ema, step=step_var, seconds=seconds_var)
+    manager = tf.train.CheckpointManager(ckpt, str(run_dir / "ckpt"), max_to_keep=1)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).expect_partial()
+        log(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}, "
+            f"{float(seconds_var.numpy()) / 3600:.2f} h trained")
+    else:
+        for e, v in zip(ema, model.trainable_variables, strict=True):
+            e.assign(v)
+
+    rng = np.random.default_rng([config.seed, int(step_var.numpy())])
+    next_seed = TRAIN_SEED_BASE + 1000 + int(step_var.numpy()) // max(config.refresh_every, 1)
+    pool = phantom_transmissions(range(next_seed, next_seed + config.pool_bags), rng)
+    sampler = PairSampler(pool, rng, crop=config.crop, next_seed=next_seed + config.pool_bags)
+    val_x, val_t = validation_set(crop=config.crop)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(x, t, lr):
+        optimizer.learning_rate.assign(lr)
+        with tf.GradientTape() as tape:
+            loss = weighted_loss(x, t, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        for e, v in zip(ema, model.trainable_variables, strict=True):
+            e.assign(config.ema_decay * e + (1.0 - config.ema_decay) * v)
+        return loss
+
+    ema_model = build_singlepass_model(config.widths)
+    predict = tf.function(lambda x: ema_model(x, training=False), reduce_retracing=True)
+
+    def validate() -> float:
+        ema_model.set_weights([e.numpy() for e in ema])
+        outs = np.concatenate([predict(val_x[i : i + 8]).numpy() for i in range(0, len(val_x), 8)])
+        return gain_db(val_x, val_t, outs)
+
+    queue: Queue = Queue(maxsize=4)
+    stop = threading.Event()
+    worker = threading.Thread(target=_producer, args=(sampler, config.batch, config.refresh_every, queue, stop),
+                              daemon=True)
+    worker.start()
+    t_start = time.perf_counter()
+    base_seconds = float(seconds_var.numpy())
+    last_val = t_start
+    losses: list[float] = []
+    best = -math.inf
+    try:
+        while time.perf_counter() - t_start < hours * 3600:
+            x, t = queue.get()
+            step = int(step_var.numpy())
+            lr = max(config.min_lr, config.learning_rate * 0.5 ** (step / config.lr_half_life_steps))
+            losses.append(float(train_step(x, t, tf.constant(lr, tf.float32))))
+            step_var.assign_add(1)
+            if time.perf_counter() - last_val >= 60 * config.val_every_minutes:
+                last_val = time.perf_counter()
+                seconds_var.assign(base_seconds + last_val - t_start)
+                gain = validate()
+                record = {"step": int(step_var.numpy()), "hours": round(float(seconds_var.numpy()) / 3600, 4),
+                          "loss": float(np.mean(losses)), "val_gain_db": round(gain, 3), "lr": lr,
+                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                losses.clear()
+                with open(run_dir / "log.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                log(json.dumps(record))
+                manager.save()
+                best = max(best, gain)
+                meta = singlepass_metadata(config, record["step"], record["hours"], {"val_gain_db": gain})
+                save_model_file(ema_model, meta, run_dir / "model.keras")
+                if export is not None:
+                    save_model_file(ema_model, meta, export)
+    finally:
+        stop.set()
+        while not queue.empty():
+            queue.get_nowait()
+    seconds_var.assign(base_seconds + time.perf_counter() - t_start)
+    manager.save()
+    gain = validate()
+    meta = singlepass_metadata(config, int(step_var.numpy()), float(seconds_var.numpy()) / 3600,
+                               {"val_gain_db": gain})
+    save_model_file(ema_model, meta, run_dir / "model.keras")
+    if export is not None:
+        save_model_file(ema_model, meta, export)
+    return {"steps": int(step_var.numpy()), "hours": float(seconds_var.numpy()) / 3600, "val_gain_db": gain}

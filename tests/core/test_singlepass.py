@@ -1,0 +1,127 @@
+"""The single-pass default model: network, physics around it, files, training."""
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_xray_denoise import metrics
+from napari_xray_denoise.core import load_model
+from napari_xray_denoise.core.simdata import PairSampler, SimSettings, phantom_transmissions
+from napari_xray_denoise.core.singlepass import build_singlepass_model
+from napari_xray_denoise.core.singlepass_denoiser import (
+    SinglePassDenoiser,
+    calibrated_noise,
+    pad_to_multiple,
+    untrained_singlepass,
+)
+from napari_xray_denoise.phantom import make_bag
+
+
+@pytest.fixture(scope="module")
+def bag():
+    return make_bag((160, 224), dose=1500.0, seed=77)
+
+
+def test_network_is_fully_convolutional_and_starts_as_identity():
+    model = build_singlepass_model((8, 8, 8))
+    x = np.random.default_rng(0).uniform(0, 1, (1, 40, 48, 2)).astype(np.float32)
+    out = model(x).numpy()
+    assert out.shape == (1, 40, 48, 1)
+    np.testing.assert_allclose(out[..., 0], x[..., 0], atol=1e-6)  # zero-initialised residual
+
+
+def test_pad_to_multiple_keeps_the_image_top_left():
+    img = np.arange(35 * 17, dtype=np.float32).reshape(35, 17)
+    padded = pad_to_multiple(img, 8)
+    assert padded.shape == (40, 24)
+    np.testing.assert_array_equal(padded[:35, :17], img)
+
+
+def test_identity_network_returns_the_scan_through_the_physics(bag):
+    """Flat-field, noise domain and back are exact inverses around the network."""
+    den = untrained_singlepass()
+    out = den.denoise(bag.noisy)
+    assert out.shape == bag.noisy.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, bag.noisy, rtol=1e-3, atol=2.0)
+    rec = den.last_noise[0]
+    assert rec["how"].startswith("fitted on this scan") and rec["code_max"] == 65535.0
+    assert rec["flatfield"]["source"] == "estimated from the scan's air"
+
+
+def test_calibrated_noise_and_frames_are_used_and_recorded(bag):
+    den = untrained_singlepass()
+    law = calibrated_noise(gain=60000 / 1500, offset=0.0, read_std=25.0)
+    dark = np.zeros(bag.noisy.shape[2])
+    flat = np.stack([bag.streak_gain[0], bag.streak_gain[1]]) * 60000
+    den.denoise(bag.noisy, noise=law, dark=dark, flat=[flat[0], flat[1]])
+    rec = den.last_noise[1]
+    assert rec["how"] == "given (calibrated)" and rec["a_counts"] == pytest.approx(40.0)
+    assert rec["flatfield"]["source"] == "dark and flat frames"
+    with pytest.raises(ValueError, match="positive number of counts per quantum"):
+        calibrated_noise(gain=0.0)
+    with pytest.raises(ValueError, match="one per channel"):
+        den.denoise(bag.noisy, dark=[dark, dark, dark])
+
+
+def test_the_shipped_default_model_loads_and_denoises(bag):
+    den = load_model()
+    assert isinstance(den, SinglePassDenoiser) and den.metadata["method"] == "singlepass"
+    assert den.metadata["training"]["steps"] > 0
+    out = den.denoise(bag.noisy)
+    for c in range(2):
+        before = metrics.psnr(bag.noisy[c].astype(np.float64), bag.clean[c])
+        after = metrics.psnr(out[c], bag.clean[c])
+        assert after > before + 3.0, (c, before, after)
+
+
+def test_save_and_load_give_the_same_output(tmp_path, bag):
+    den = untrained_singlepass()
+    den.model.layers[-3].set_weights([w + 0.01 for w in den.model.layers[-3].get_weights()])
+    path = den.save(tmp_path / "sp.keras")
+    again = load_model(path)
+    np.testing.assert_allclose(again.denoise(bag.noisy[0]), den.denoise(bag.noisy[0]), rtol=1e-5, atol=1e-3)
+
+
+def test_large_scans_are_tiled_like_whole_ones(bag):
+    den = untrained_singlepass()
+    den.model.layers[-3].set_weights([w + 0.01 for w in den.model.layers[-3].get_weights()])
+    whole = den.denoise(bag.noisy[0])
+    den.whole_limit, den.tile, den.overlap = 1000, 64, 16
+    tiled = den.denoise(bag.noisy[0])
+    inner = (slice(8, -8), slice(8, -8))
+    np.testing.assert_allclose(tiled[inner], whole[inner], rtol=0.02, atol=50)
+
+
+def test_bad_scans_get_one_sentence(bag):
+    den = untrained_singlepass()
+    bad = bag.noisy[0].astype(np.float64)
+    bad[3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        den.denoise(bad)
+    with pytest.raises(ValueError, match="at least 16x16"):
+        den.denoise(np.ones((8, 100), np.uint16))
+
+
+def test_simulated_pairs_cover_the_scanner_traits():
+    rng = np.random.default_rng(0)
+    sampler = PairSampler(phantom_transmissions([2], rng), rng, crop=32, settings=SimSettings())
+    x, t = sampler.batch(64)
+    assert x.shape == (64, 32, 32, 2) and t.shape == (64, 32, 32, 1)
+    sigmas = x[:, 0, 0, 1]
+    assert sigmas.min() < 0.01 < 0.03 < sigmas.max()  # high and low doses
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(t))
+
+
+def test_a_short_supervised_run_learns_and_resumes(tmp_path):
+    from napari_xray_denoise.core.singlepass_train import LongRunConfig, train_long_run
+
+    cfg = LongRunConfig(widths=(8, 8, 16), crop=32, batch=4, pool_bags=1, refresh_every=1000,
+                        val_every_minutes=0.05, learning_rate=3e-3, ema_decay=0.9)
+    first = train_long_run(tmp_path, hours=0.006, config=cfg, log=lambda _m: None)
+    assert first["steps"] > 10 and first["val_gain_db"] > 0.5, first
+    second = train_long_run(tmp_path, hours=0.001, log=lambda _m: None)
+    assert second["steps"] > first["steps"] and second["hours"] > first["hours"]
+    lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert lines and all("val_gain_db" in x for x in lines)
+    assert isinstance(load_model(tmp_path / "model.keras"), SinglePassDenoiser)

@@ -1,0 +1,40 @@
+"""Procedural scenes and the scanner simulation (``synth``)."""
+
+import numpy as np
+import pytest
+
+from napari_xray_denoise import synth
+
+
+@pytest.mark.parametrize("kind", sorted(synth.SCENE_KINDS))
+def test_scene_kinds_give_attenuation_of_the_shape(kind):
+    rng = np.random.default_rng(0)
+    depth = synth.SCENE_KINDS[kind]((64, 96), rng)
+    assert depth.shape == (64, 96) and depth.dtype == np.float32
+    assert np.all(np.isfinite(depth)) and depth.min() >= 0 and depth.max() > 0
+
+
+def test_random_scene_is_a_transmission_map_and_repeatable():
+    a = synth.random_scene((96, 96), np.random.default_rng(3))
+    b = synth.random_scene((96, 96), np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    assert a.min() > 0 and a.max() <= 1 and a.std() > 0.01
+
+
+def test_scan_follows_the_affine_noise_law_and_clips():
+    rng = np.random.default_rng(1)
+    flat = np.full((400, 400), 0.5)
+    s = synth.scan_transmission(flat, rng, dose=400.0, code_max=4095.0, read_std_fraction=2e-3)
+    expected_mean = 0.5 * 0.92 * 4095
+    assert s.clean.mean() == pytest.approx(expected_mean)
+    assert s.noisy.var() == pytest.approx(s.a * expected_mean + s.b, rel=0.05)
+    air = synth.scan_transmission(np.ones((200, 200)), rng, dose=30.0, code_max=4095.0)
+    assert air.noisy.max() == 4095.0 and np.all(air.noisy == np.rint(air.noisy))
+
+
+def test_defects_are_stuck_pixels():
+    rng = np.random.default_rng(2)
+    s = synth.scan_transmission(np.full((100, 100), 0.3), rng, dose=1e6, code_max=65535.0,
+                                defect_fraction=0.01)
+    stuck = (s.noisy == 0) | (s.noisy == 65535)
+    assert 50 <= np.count_nonzero(stuck) <= 110
