@@ -12,8 +12,8 @@ material-coloured by ``batch.run``:
 
 ``--model small`` (default) is an untrained blind-spot network of 8/16 filters and 3
 levels: the speed of a small CPU model (weights do not change the cost); ``--model
-default`` is the shipped model (about 7.6 s per scan on 2 idle cores: slow for a benchmark
-on a shared machine), or give a ``.keras`` file.
+default`` is the shipped default model (``batch.default_model_path()``), or give a
+``.keras`` file.
 
     python benchmarks/bench_batch.py [--n 40] [--shape 640x1000] [--model small|default|m.keras]
 """
