@@ -33,8 +33,11 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
+# ruff's linter and its formatter's check, as .ci/run and pre-commit run them
+LINT_PATHS := src tests benchmarks scripts
 lint: install
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 
 clean:
 	rm -rf $(VENV) $(OUT) build dist

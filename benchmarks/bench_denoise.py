@@ -59,19 +59,18 @@ def train_variant(variant: str, minutes: float, lr_schedule: str = "cosine", lr:
 
     phantoms = training_phantoms(12)
     scans = [p.noisy for p in phantoms]
+    from napari_xray_denoise.core import train
+
     if variant == "amssd":
-        from napari_xray_denoise.core.amssd_train import AmssdConfig, train_amssd
-
-        return train_amssd(scans, AmssdConfig(steps=100_000, minutes=minutes))
-    from napari_xray_denoise.core import TrainConfig, train_blindspot
-
+        return train("amssd", scans, {"steps": 100_000, "minutes": minutes})
     supervised = variant.startswith("supervised")
     joint = {"single": "separate", "blind": "blind", "cross": "cross", "supervised-single": "separate",
              "supervised-joint": "blind"}[variant]
-    config = TrainConfig(mode="supervised" if supervised else "poissongaussian", joint=joint, steps=1_000_000,
-                         val_every=100, minutes=minutes, lr_schedule=lr_schedule, learning_rate=lr,
-                         early_stop_patience=1_000, noise_per_scan=noise_per_scan)
-    return train_blindspot(scans, config, clean=[p.clean for p in phantoms] if supervised else None)
+    config = {"joint": joint, "steps": 1_000_000, "val_every": 100, "minutes": minutes, "lr_schedule": lr_schedule,
+              "learning_rate": lr, "early_stop_patience": 1_000, "noise_per_scan": noise_per_scan}
+    if supervised:
+        return train("supervised", scans, config, clean=[p.clean for p in phantoms])
+    return train("poissongaussian", scans, config)
 
 
 def bm3d_denoise(noisy: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark in turn (about 90 minutes on a 2-core CPU).
+"""`make bench`: every benchmark in turn (about 2.5 hours on a 2-core CPU).
 
 Results go to stdout; docs/benchmarks.md records a run with machine, date and command.
 """
@@ -11,6 +11,8 @@ HERE = Path(__file__).resolve().parent
 MODEL = HERE.parent / "src" / "napari_xray_denoise" / "data" / "models" / "blindspot_phantom.keras"
 
 RUNS = [
+    # the default model against BM3D + GAT on three unseen test sets, speed and memory
+    ["bench_default.py", "--stage", "bm3d", "models", "speed", "memory", "--report"],
     ["bench_targets.py"],
     ["bench_fusion.py"],
     ["bench_blindspot_speed.py"],

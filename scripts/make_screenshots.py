@@ -24,6 +24,24 @@ def wait_for(app, condition, timeout=600):
             raise TimeoutError("widget did not finish in time")
 
 
+def settle(app, rounds=10):
+    for _ in range(rounds):
+        app.processEvents()
+        time.sleep(0.05)
+
+
+def shot(viewer, app, path: Path, dock=None) -> Path:
+    """Whole-window PNG with the view reset first (the whole scan, not a zoomed part),
+    after the dock widget took its space; then the dock is closed."""
+    settle(app)
+    viewer.reset_view()
+    settle(app, 4)
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    if dock is not None:
+        viewer.window.remove_dock_widget(dock)
+    return path
+
+
 def main() -> int:
     import napari
     from qtpy.QtWidgets import QApplication
@@ -41,13 +59,6 @@ def main() -> int:
     app = QApplication.instance()
     viewer.open_sample("napari-xray-denoise", "medium_dose_bag")
 
-    def shot(name, dock):
-        for _ in range(10):
-            app.processEvents()
-            time.sleep(0.05)
-        viewer.screenshot(str(OUT / f"{name}.png"), canvas_only=False, flash=False)
-        viewer.window.remove_dock_widget(dock)
-
     train = TrainWidget(viewer)
     dock = viewer.window.add_dock_widget(train, name="Train denoiser")
     train.reset_choices()
@@ -58,7 +69,7 @@ def main() -> int:
     train.batch.value = 4
     train.start()
     wait_for(app, lambda: train.last_model is not None and train._worker is None)
-    shot("train", dock)
+    shot(viewer, app, OUT / "train.png", dock)
 
     den = DenoiseWidget(viewer)
     dock = viewer.window.add_dock_widget(den, name="Denoise")
@@ -67,7 +78,7 @@ def main() -> int:
     den.start()
     wait_for(app, lambda: den._worker is None and den.last_layers)
     den.toggle_compare()
-    shot("denoise_compare", dock)
+    shot(viewer, app, OUT / "denoise_compare.png", dock)
     den.toggle_compare()
 
     for layer in viewer.layers:
@@ -77,14 +88,14 @@ def main() -> int:
     fuse.low.value = viewer.layers["bag_medium_dose low denoised"]
     fuse.high.value = viewer.layers["bag_medium_dose high denoised"]
     fuse()
-    shot("fuse_colour", dock)
+    shot(viewer, app, OUT / "fuse_colour.png", dock)
 
     targets = targets_widget()
     dock = viewer.window.add_dock_widget(targets, name="Multiscale targets")
     for layer in viewer.layers:
         layer.visible = False
     targets(image=viewer.layers["bag_medium_dose low"])
-    shot("targets", dock)
+    shot(viewer, app, OUT / "targets.png", dock)
 
     score = ScoreWidget(viewer)
     dock = viewer.window.add_dock_widget(score, name="Score")
@@ -92,7 +103,7 @@ def main() -> int:
         score.image.value = viewer.layers[name]
         score.reference.value = viewer.layers["bag_medium_dose_clean low"]
         score.score()
-    shot("score", dock)
+    shot(viewer, app, OUT / "score.png", dock)
 
     _compute.shutdown_all()
     viewer.close()

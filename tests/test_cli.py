@@ -75,8 +75,8 @@ def test_train_then_denoise_commands(tmp_path, capsys):
     bag = tmp_path / "bag.tif"
     assert cli.main(["phantom", "-o", str(bag), "--shape", "96x128", "--dose", "2000", "--seed", "3"]) == 0
     model = tmp_path / "m.keras"
-    assert cli.main(["train", str(bag), "-o", str(model), "--steps", "4", "--batch-size", "2",
-                     "--crop-size", "32", "--quiet"]) == 0
+    assert cli.main(["train", str(bag), "-o", str(model), "--method", "poissongaussian", "--steps", "4",
+                     "--batch-size", "2", "--crop-size", "32", "--quiet"]) == 0
     assert "noise parameters" in capsys.readouterr().out
     assert cli.main(["denoise", str(bag), "--model", str(model), "-o", str(tmp_path / "out"), "--tile", "64",
                      "--overlap", "8", "--quiet"]) == 0
@@ -84,6 +84,10 @@ def test_train_then_denoise_commands(tmp_path, capsys):
     assert out.is_dual and out.low.dtype == np.uint16 and out.shape == (96, 128)
     assert out.meta["history"][-1]["operation"] == "denoise"
     assert out.meta["history"][-1]["parameters"]["mode"] == "poissongaussian"
+    # the history records the noise fitted on this scan, one law per channel, not the training noise
+    noise = out.meta["history"][-1]["parameters"]["noise"]
+    assert isinstance(noise, list) and len(noise) == 2
+    assert all(n["model"] == "affine, fitted on this scan" and n["a_counts"] > 0 for n in noise)
     # a file that is not a model: one line, exit 2
     capsys.readouterr()
     assert cli.main(["denoise", str(bag), "--model", str(bag), "-o", str(tmp_path / "x")]) == 2
@@ -98,7 +102,8 @@ def test_train_options_reach_the_model_file(tmp_path):
     bag = tmp_path / "bag.tif"
     assert cli.main(["phantom", "-o", str(bag), "--shape", "96x128", "--dose", "2000", "--seed", "5"]) == 0
     model = tmp_path / "m.keras"
-    assert cli.main(["train", str(bag), "-o", str(model), "--steps", "3", "--batch-size", "2", "--crop-size", "32",
+    assert cli.main(["train", str(bag), "-o", str(model), "--method", "poissongaussian", "--steps", "3",
+                     "--batch-size", "2", "--crop-size", "32",
                      "--minutes", "5", "--lr-schedule", "plateau", "--noise", "shared", "--learning-rate", "2e-4",
                      "--quiet"]) == 0
     config = load_model(model).metadata["training"]["config"]
@@ -160,6 +165,8 @@ def test_train_init_default_fine_tunes(tmp_path, capsys):
 
     assert load_model(model).metadata["method"] == "singlepass"
     blind = tmp_path / "blind.keras"
-    assert cli.main(["train", str(bag), "-o", str(blind), "--steps", "2", "--crop-size", "32", "--quiet"]) == 0
+    assert cli.main(["train", str(bag), "-o", str(blind), "--method", "poissongaussian", "--steps", "2",
+                     "--crop-size", "32", "--quiet"]) == 0
+    capsys.readouterr()
     assert cli.main(["train", str(bag), "-o", str(tmp_path / "x.keras"), "--init", str(blind)]) == 2
-    assert "--init needs the default model" in capsys.readouterr().err
+    assert "fine-tuning starts from the default model" in capsys.readouterr().err

@@ -278,3 +278,48 @@ def test_description_is_json_with_history(tmp_path, dual_u16):
     assert desc["channels"] == ["low", "high"]
     assert desc["history"][0]["parameters"]["method"] == "wavelet"
     assert not any(name.endswith(".part") for name in os.listdir(tmp_path))
+
+
+def _huge_header_tiff(path):
+    """A 64x64 TIFF whose header claims 200000x200000 pixels (a damaged or foreign file)."""
+    import struct
+
+    tifffile.imwrite(path, np.zeros((64, 64), np.uint16))
+    with tifffile.TiffFile(path) as tif:
+        entries = [(tif.pages[0].tags[k].offset, tif.pages[0].tags[k].code) for k in ("ImageWidth", "ImageLength")]
+    data = bytearray(path.read_bytes())
+    for offset, code in entries:
+        struct.pack_into("<HHII", data, offset, code, 4, 1, 200_000)  # LONG, 1 value
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _run_capped(args, gib=3):
+    """The CLI in a child process whose address space is capped at ``gib`` GiB."""
+    import resource
+    import subprocess
+    import sys
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (gib * 2**30, gib * 2**30))
+
+    code = "import sys; from napari_xray_denoise.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120, preexec_fn=cap)
+
+
+def test_huge_header_is_refused_before_allocating_and_tifffile_stays_quiet(tmp_path):
+    path = _huge_header_tiff(tmp_path / "huge.tif")
+    result = _run_capped(["info", str(path)])
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one sentence; tifffile's own log lines are not on the console
+    assert "200000x200000" in lines[0] and "GiB" in lines[0] and "memory available" in lines[0]
+    assert "MemoryError" not in lines[0]
+    verbose = _run_capped(["--verbose", "info", str(path)])
+    assert "tifffile" in verbose.stderr and "StripByteCounts" in verbose.stderr  # routed through logging
+
+
+def test_available_memory_is_known_here():
+    available = io.available_memory_bytes()
+    assert available is None or available > 2**20

@@ -8,6 +8,7 @@ and exit with status 2. TensorFlow is imported only by ``train`` and ``denoise``
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, io
+from . import __version__, bands, io, options
+from .tables import print_table
 
 
 class CliError(Exception):
@@ -46,19 +48,6 @@ def _parse_scales(text: str) -> list[tuple[int, float]]:
     return scales
 
 
-def _print_table(rows: list[dict], columns: Sequence[str]) -> None:
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
-        return "" if v is None else str(v)
-
-    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
-
-
 # --------------------------------------------------------------------------- commands
 
 
@@ -67,14 +56,16 @@ def cmd_info(args) -> int:
 
     rows = []
     for scan in io.read_scans(args.scans):
+        edges = bands.EdgeBands.from_dict(scan.meta.get("edge_bands"))
         for channel, image in scan.channels.items():
+            inside = edges.interior(image)  # min, max and noise of the image part only
             rows.append({
                 "scan": scan.name, "channel": channel, "shape": "x".join(map(str, image.shape)),
                 "dtype": str(image.dtype), "bits used": scan.meta.get("effective_bits"),
-                "min": int(image.min()), "max": int(image.max()),
-                "noise std": estimate_noise_flat(image),
+                "min": int(inside.min()), "max": int(inside.max()),
+                "noise std": estimate_noise_flat(inside), "edge bands": edges.describe() or "-",
             })
-    _print_table(rows, ["scan", "channel", "shape", "dtype", "bits used", "min", "max", "noise std"])
+    print_table(rows, ["scan", "channel", "shape", "dtype", "bits used", "min", "max", "noise std", "edge bands"])
     return 0
 
 
@@ -136,7 +127,7 @@ def cmd_score(args) -> int:
         print(json.dumps(rows, indent=2, default=float))
     else:
         columns = ["name", "channel", "brisque", "noise"] + (["psnr", "ssim"] if reference is not None else [])
-        _print_table(rows, columns)
+        print_table(rows, columns)
     return 0
 
 
@@ -187,20 +178,48 @@ def cmd_colour(args) -> int:
 
 
 class _Bar:
-    """A tqdm progress bar fed by (done, total) callbacks."""
+    """A tqdm progress bar fed by ``(done, total[, loss, val_loss])`` callbacks.
 
-    def __init__(self, desc: str, disable: bool = False):
+    With ``minutes`` (a training time budget) the bar counts seconds of the budget and
+    its ETA is the real time left: the run ends on the budget or the steps, whichever
+    comes first (:class:`~napari_xray_denoise.progress.TrainingProgress`).
+    """
+
+    def __init__(self, desc: str, disable: bool = False, minutes: float | None = None, clock=None):
         from tqdm import tqdm
 
         self._tqdm = tqdm
         self.desc, self.disable, self.bar = desc, disable, None
+        self.minutes, self.progress = minutes, None
+        if minutes:  # the clock starts now: set-up time counts against the budget too
+            from .progress import TrainingProgress
+
+            self.progress = TrainingProgress(1, minutes, **({"clock": clock} if clock is not None else {}))
 
     def __call__(self, done, total, loss=None, val_loss=None):
         if self.bar is None:
-            self.bar = self._tqdm(total=total, desc=self.desc, disable=self.disable, unit="step")
-        self.bar.n = done
+            if self.progress is not None:
+                from .progress import format_seconds
+
+                budget = format_seconds(60 * self.minutes)
+                self.bar = self._tqdm(total=round(60 * self.minutes), desc=self.desc, disable=self.disable,
+                                      unit="s", bar_format="{l_bar}{bar}| {elapsed} of " + budget + "{postfix}")
+            else:
+                self.bar = self._tqdm(total=total, desc=self.desc, disable=self.disable, unit="step")
+        postfix = {}
+        if self.progress is not None:
+            from .progress import format_seconds
+
+            self.progress.update(done, total)
+            self.bar.n = min(self.bar.total, round(self.progress.fraction * self.bar.total))
+            left = self.progress.seconds_left
+            postfix = {"step": f"{done}/{total}", "left": "-" if left is None else format_seconds(left)}
+        else:
+            self.bar.n = done
         if loss is not None:
-            self.bar.set_postfix(loss=f"{loss:.4g}", val=("-" if val_loss is None else f"{val_loss:.4g}"))
+            postfix.update(loss=f"{loss:.4g}", val=("-" if val_loss is None else f"{val_loss:.4g}"))
+        if postfix:
+            self.bar.set_postfix(postfix)
         self.bar.refresh()
 
     def close(self):
@@ -215,68 +234,45 @@ def _training_scans(paths) -> list[np.ndarray]:
     return [s.images() for s in scans]
 
 
-def cmd_finetune(args, scans, output: Path) -> int:
-    """`train --init default|model.keras`: self-supervised fine-tuning of a single-pass model."""
-    from .core import ModelFileError, load_model
-    from .core.finetune import FinetuneConfig, finetune_singlepass
-
-    try:
-        start = load_model(args.init)
-    except ModelFileError as exc:
-        raise CliError(str(exc)) from exc
-    if getattr(start, "method", None) != "singlepass":
-        raise CliError(f"--init needs the default model or a model fine-tuned from it; "
-                       f"'{args.init}' is a {start.metadata.get('method')} model.")
-    config = FinetuneConfig(minutes=args.minutes if args.minutes is not None else 10.0, seed=args.seed,
-                            **({"learning_rate": args.learning_rate} if args.learning_rate else {}))
-    bar = _Bar("fine-tune", disable=args.quiet)
-    try:
-        result = finetune_singlepass(start, scans, config, on_progress=bar)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    finally:
-        bar.close()
-    result.denoiser.save(output)
-    verdict = ("no gain on the held-back crops: kept the starting model" if result.kept_start else
-               f"held-back loss {result.val_loss_start:.4g} -> {result.val_loss_best:.4g}")
-    print(f"wrote {output} ({result.steps} steps in {result.seconds / 60:.1f} min; {verdict})")
-    return 0
-
-
 def cmd_train(args) -> int:
     scans = _training_scans(args.scans)
     output = Path(args.output)
     if output.suffix != ".keras":
         raise CliError(f"Model files end in .keras; got '{output.name}'.")
-    if args.init is not None:
-        return cmd_finetune(args, scans, output)
-    common = {"steps": args.steps, "batch_size": args.batch_size, "crop_size": args.crop_size, "seed": args.seed,
-              "mixed_bfloat16": args.bf16, "jit_compile": args.xla}
-    if args.learning_rate is not None:
-        common["learning_rate"] = args.learning_rate
-    if args.minutes is not None:
-        common["minutes"] = args.minutes
-    if args.lr_schedule is not None:
-        common["lr_schedule"] = args.lr_schedule
-    bar = _Bar(f"train {args.method}", disable=args.quiet)
+    method = "finetune" if args.init is not None else args.method
+    if args.init is not None and args.method not in ("finetune", options.DEFAULT_METHOD):
+        raise CliError(f"--init fine-tunes the default model; it does not go with --method {args.method}.")
+    if method == "finetune":
+        # fine-tuning keeps its own sizes and rate (FinetuneConfig) unless given; --minutes bounds it
+        minutes = 10.0 if args.minutes is None else args.minutes
+        train_options = {"seed": args.seed, "minutes": minutes, "init": args.init,
+                         "learning_rate": args.learning_rate}
+    else:
+        minutes = args.minutes
+        # None keeps the configuration's default; options of other kinds are ignored (core.registry)
+        train_options = {
+            "steps": args.steps, "batch_size": args.batch_size, "crop_size": args.crop_size, "seed": args.seed,
+            "mixed_bfloat16": args.bf16, "jit_compile": args.xla, "learning_rate": args.learning_rate,
+            "minutes": args.minutes, "lr_schedule": args.lr_schedule, "width": args.width or None,
+            "joint": args.joint, "noise_per_scan": args.noise == "per-scan", **options.network_size(args.size),
+        }
+    bar = _Bar(f"train {method}", disable=args.quiet, minutes=minutes)
     try:
-        if args.method == "amssd":
-            from .core.amssd_train import AmssdConfig, train_amssd
+        from .core import ModelFileError, train
 
-            config = AmssdConfig(**common, **({"width": args.width} if args.width else {}))
-            model = train_amssd(scans, config, on_progress=bar, resume_from=args.resume,
-                                checkpoint_path=args.checkpoint)
-        else:
-            from .core import TrainConfig, train_blindspot
-
-            size = {"cpu": {}, "source": {"enc_filters": 48, "dec_filters": 96, "levels": 5}}[args.size]
-            config = TrainConfig(mode=args.method, joint=args.joint, noise_per_scan=args.noise == "per-scan",
-                                 **size, **common)
-            model = train_blindspot(scans, config, on_progress=bar, resume_from=args.resume,
-                                    checkpoint_path=args.checkpoint)
+        model = train(method, scans, train_options, on_progress=bar, resume_from=args.resume,
+                      checkpoint_path=args.checkpoint)
+    except ModelFileError as exc:
+        raise CliError(str(exc)) from exc
     finally:
         bar.close()
     model.save(output)
+    tuned = model.metadata.get("finetune")
+    if method == "finetune" and tuned:
+        verdict = ("no gain on the held-back crops: kept the starting model" if tuned.get("kept_start") else
+                   f"held-back loss {tuned['val_loss_start']:.4g} -> {tuned['val_loss_best']:.4g}")
+        print(f"wrote {output} (fine-tuned {tuned['steps']} steps; {verdict})")
+        return 0
     training = model.metadata.get("training", {})
     print(f"wrote {output} ({training.get('steps', '?')} steps, best validation loss "
           f"{training.get('best_val_loss', float('nan')):.5g})")
@@ -348,17 +344,19 @@ def cmd_denoise(args) -> int:
         try:
             if model is None:
                 records: list = []
-                denoised = bm3d_denoise_scan(images, physics, bar, records)
+                run = functools.partial(bm3d_denoise_scan, physics=physics, bar=bar, records=records)
             else:
-                denoised = model.denoise(images, tile=args.tile, overlap=args.overlap, on_progress=bar, **physics)
+                run = functools.partial(model.denoise, tile=args.tile, overlap=args.overlap,
+                                        batch_size=args.batch_size, on_progress=bar, **physics)
+            denoised = bands.apply_inside(run, images)  # non-image edge bands pass through unchanged
+            if model is not None:
                 records = model.last_noise if model.last_noise is not None else model.metadata.get("noise")
         except ValueError as exc:
             raise CliError(f"'{scan.name}': {exc}") from exc
         finally:
             bar.close()
-        method = "bm3d+gat" if model is None else model.metadata.get("method")
-        step = io.history_entry("denoise", model=model_name, method=method,
-                                mode=None if model is None else model.metadata.get("mode"), noise=records)
+        meta = {"method": "bm3d+gat"} if model is None else model.metadata
+        step = io.denoise_history_entry(model_name, meta, records)
         path = out / f"{scan.name}_denoised.tif"
         io.write_tiff(path, list(denoised), channel_names=names,
                       history=list(scan.meta.get("history", [])) + [step])
@@ -405,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Denoise, fuse and score dual-energy 16-bit X-ray scans.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show debug log lines (for example tifffile's remarks on damaged files)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="describe scans: shape, bits used, noise level")
@@ -423,17 +423,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a self-supervised denoiser on noisy scans")
     p.add_argument("scans", nargs="+", help="TIFF files, low/high pairs or folders (dual-energy trains jointly)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.keras)")
-    p.add_argument("--method", default="poissongaussian",
-                   choices=["poissongaussian", "poisson", "gaussian", "uncalib", "mse", "amssd"],
-                   help="blind-spot noise mode, or amssd (multiscale pseudo-targets)")
-    p.add_argument("--joint", default="auto", choices=["auto", "cross", "blind", "separate"],
-                   help="dual-energy variant of the blind-spot network")
-    p.add_argument("--size", default="cpu", choices=["cpu", "source"],
-                   help="blind-spot network size: cpu (32/64 filters, 3 levels) or source (48/96, 5 levels)")
+    p.add_argument("--method", default=options.DEFAULT_METHOD, choices=options.TRAIN_METHODS,
+                   help=options.METHOD_HELP)
+    p.add_argument("--joint", default="auto", choices=options.JOINT_VARIANTS,
+                   help="dual-energy variant of the blind-spot network: " + options.JOINT_HELP)
+    p.add_argument("--size", default=options.DEFAULT_NETWORK_SIZE, choices=list(options.NETWORK_SIZES),
+                   help="blind-spot network size: " + "; ".join(
+                       f"{k}: {v[0]}" for k, v in options.NETWORK_SIZES.items()))
     p.add_argument("--width", type=int, default=None, help="AMSSD base filter count (source 64)")
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=options.TRAIN_DEFAULTS["steps"])
+    p.add_argument("--batch-size", type=int, default=options.TRAIN_DEFAULTS["batch_size"])
+    p.add_argument("--crop-size", type=int, default=options.TRAIN_DEFAULTS["crop_size"])
     p.add_argument("--learning-rate", type=float, default=None,
                    help="peak learning rate (default 1e-3 blind-spot, 1e-3 AMSSD)")
     p.add_argument("--lr-schedule", default=None, choices=["cosine", "plateau"],
@@ -442,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time budget: stop after this many minutes (or --steps, whichever comes first)")
     p.add_argument("--noise", default="per-scan", choices=["per-scan", "shared"],
                    help="calibrated modes: fit each training scan's noise (default) or learn one law for all")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=options.TRAIN_DEFAULTS["seed"])
     p.add_argument("--init", default=None,
                    help="fine-tune this model on the scans, self-supervised: 'default' (the shipped "
                         "model) or a .keras file fine-tuned from it; --minutes (default 10) bounds it")
@@ -468,8 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=float, default=None, help="calibrated detector offset, counts")
     p.add_argument("--read-noise", type=float, default=None, help="calibrated read noise std, counts")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--tile", type=int, default=None, help="tile side (default: the model's)")
-    p.add_argument("--overlap", type=int, default=None)
+    p.add_argument("--tile", type=int, default=options.DENOISE_DEFAULTS["tile"],
+                   help="tile side (default: the model's)")
+    p.add_argument("--overlap", type=int, default=options.DENOISE_DEFAULTS["overlap"],
+                   help="tile overlap in pixels (default: the model's, at least its receptive radius)")
+    p.add_argument("--batch-size", type=int, default=options.DENOISE_DEFAULTS["batch_size"],
+                   help="tiles per network call (default: 1 on a CPU, 8 on a GPU)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_denoise)
 
@@ -490,11 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fuse", help="fuse low and high energy into one 16-bit image")
     p.add_argument("scan", help="a dual-energy TIFF or one half of a low/high pair")
     p.add_argument("-o", "--output", required=True, help="output TIFF")
-    p.add_argument("--method", choices=["wavelet", "spatial"], default="wavelet")
+    p.add_argument("--method", choices=options.FUSION_METHODS, default="wavelet")
     p.add_argument("--wavelet", default="db4", help="any discrete PyWavelets wavelet (wavelet method)")
     p.add_argument("--level", type=int, default=4, help="decomposition levels (wavelet method)")
-    p.add_argument("--approx", choices=["smoothed_mean", "mean", "weighted"], default="smoothed_mean")
-    p.add_argument("--detail", choices=["sum", "max_abs", "mean"], default="sum")
+    p.add_argument("--approx", choices=options.FUSION_APPROX_RULES, default="smoothed_mean")
+    p.add_argument("--detail", choices=options.FUSION_DETAIL_RULES, default="sum")
     p.add_argument("--threshold", type=float, default=None,
                    help="background/detail threshold in counts (spatial method; default 20/255 of white)")
     p.add_argument("--gamma", type=float, default=2.2, help="display gamma (spatial method)")
@@ -503,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("colour", aliases=["color"], help="colour a dual-energy scan (material, hsv or hot)")
     p.add_argument("scan")
     p.add_argument("-o", "--output", required=True, help="output .png or .tif (8-bit RGB)")
-    p.add_argument("--scheme", choices=["material", "hsv", "hot"], default="material")
+    p.add_argument("--scheme", choices=options.COLOUR_SCHEMES, default="material")
     p.add_argument("--smooth", type=float, default=0.0, help="Gaussian sigma (px) before material classification")
     p.add_argument("--white-level", type=float, default=None, help="air level in counts (default: estimated)")
     p.set_defaults(func=cmd_colour)
@@ -530,9 +534,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: bool) -> None:
+    """Warnings only by default; ``--verbose``: this package's debug lines too."""
+    import logging
+
+    logging.basicConfig(format="%(name)s: %(message)s", level=logging.WARNING)
+    logging.getLogger("napari_xray_denoise").setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except (CliError, io.ScanReadError, io.ScanWriteError, ValueError) as exc:

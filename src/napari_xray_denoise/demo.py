@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import colour, fusion, io, metrics
-from .cli import _print_table
+from . import bands, colour, fusion, io, metrics
 from .samples import SAMPLES, sample_paths
+from .tables import print_table
 
 
 def shipped_model_path() -> Path:
@@ -59,10 +59,9 @@ def run_demo(out: Path) -> list[dict]:
         versions = {"noisy": noisy.astype(np.float32)}
         if model is not None:
             t0 = time.perf_counter()
-            versions["denoised"] = model.denoise(noisy)
+            versions["denoised"] = bands.apply_inside(model.denoise, noisy)
             seconds = time.perf_counter() - t0
-            step = io.history_entry("denoise", model="default", method=model.metadata.get("method"),
-                                    noise=model.last_noise)
+            step = io.denoise_history_entry("default", model.metadata, model.last_noise)
             io.write_tiff(out / f"{scan.name}_denoised.tif", list(versions["denoised"]),
                           channel_names=["low", "high"], history=history + [step])
             print(f"{scan.name}: denoised {noisy.shape[1]}x{noisy.shape[2]} in {seconds:.2f} s")
@@ -82,6 +81,6 @@ def run_demo(out: Path) -> list[dict]:
                          "brisque": metrics.brisque(np.clip(fused, 0, 65535).astype(np.uint16)),
                          "noise": metrics.estimate_noise_flat(fused)})
     print()
-    _print_table(rows, ["name", "channel", "brisque", "noise", "psnr", "ssim"])
+    print_table(rows, ["name", "channel", "brisque", "noise", "psnr", "ssim"])
     print(f"\noutputs written to {out.resolve()}")
     return rows

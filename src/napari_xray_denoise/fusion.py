@@ -27,6 +27,8 @@ import pywt
 from scipy import ndimage
 
 __all__ = [
+    "APPROX_RULES",
+    "DETAIL_RULES",
     "SOURCE_APPROX_KERNEL",
     "SOURCE_THRESHOLD_GREY_LEVELS",
     "estimate_white_level",
@@ -52,8 +54,9 @@ _WHITE_BINS = 128
 _WHITE_BOX = 5
 _WHITE_PEAK_FRACTION = 0.2
 
-_APPROX_RULES = ("smoothed_mean", "mean", "weighted")
-_DETAIL_RULES = ("sum", "max_abs", "mean")
+#: rules of :func:`wavelet_fuse` for the approximation and the detail bands
+APPROX_RULES = ("smoothed_mean", "mean", "weighted")
+DETAIL_RULES = ("sum", "max_abs", "mean")
 
 
 # --------------------------------------------------------------------------- validation
@@ -284,10 +287,10 @@ def wavelet_fuse(
     """
     low_f, high_f = _as_pair(low, high)
     wavelet_obj = _discrete_wavelet(wavelet)
-    if approx not in _APPROX_RULES:
-        raise ValueError(f"approx rule {approx!r} is unknown; use one of {_APPROX_RULES}.")
-    if detail not in _DETAIL_RULES:
-        raise ValueError(f"detail rule {detail!r} is unknown; use one of {_DETAIL_RULES}.")
+    if approx not in APPROX_RULES:
+        raise ValueError(f"approx rule {approx!r} is unknown; use one of {APPROX_RULES}.")
+    if detail not in DETAIL_RULES:
+        raise ValueError(f"detail rule {detail!r} is unknown; use one of {DETAIL_RULES}.")
     if mode not in pywt.Modes.modes:
         raise ValueError(f"mode {mode!r} is unknown; use one of {pywt.Modes.modes}.")
     weight = _nonnegative_finite(weight, "weight")

@@ -21,8 +21,10 @@ is complete, so a failed write leaves no partial file and never damages an old o
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import logging
 import os
 import re
 import tempfile
@@ -37,6 +39,7 @@ import numpy as np
 import tifffile
 
 from . import __version__
+from .bands import EdgeBands, find_edge_bands
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 METADATA_KEY = "napari_xray_denoise"
@@ -55,6 +58,9 @@ _KEPT_TAGS = (
 )
 
 
+_log = logging.getLogger(__name__)
+
+
 class ScanReadError(ValueError):
     """A file that should be a scan cannot be used; the message says why and what to do."""
 
@@ -69,7 +75,8 @@ class Scan:
 
     ``channels`` maps a role (``"low"``, ``"high"``, ``"image"`` for single-energy
     scans, or any name written by this package) to a 2-D array, in file order.
-    ``meta`` holds ``source_paths``, ``bit_depth``, ``effective_bits``, ``tiff_tags``
+    ``meta`` holds ``source_paths``, ``bit_depth``, ``effective_bits`` (of the image part),
+    ``edge_bands`` (non-image rows/columns at the edges, see :mod:`.bands`), ``tiff_tags``
     and the processing ``history`` read back from files this package wrote.
     """
 
@@ -267,7 +274,9 @@ def _read_pair(first: Path, second: Path) -> Scan:
     meta = dict(low.meta)
     meta["source_paths"] = [str(lf), str(hf)]
     meta["layout"] = "pair"
-    meta["effective_bits"] = max(low.meta["effective_bits"], high.meta["effective_bits"])
+    bands = EdgeBands.from_dict(low.meta["edge_bands"]).union(EdgeBands.from_dict(high.meta["edge_bands"]))
+    meta["edge_bands"] = bands.as_dict()
+    meta["effective_bits"] = _effective_bits(bands.interior(a) for a in (low_img, high_img))
     return Scan(base, {"low": low_img, "high": high_img}, meta)
 
 
@@ -279,7 +288,7 @@ def _read_single_file(path: Path) -> Scan:
     if not is_tiff_file(path):
         raise ScanReadError(f"'{path.name}' is not a TIFF file; open a .tif/.tiff scan.")
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _tifffile_log_to_debug(), tifffile.TiffFile(path) as tif:
             arrays, names, description = _series_arrays(tif, path)
             tags = _kept_tags(tif)
     except ScanReadError:
@@ -294,11 +303,13 @@ def _read_single_file(path: Path) -> Scan:
     for name, arr in channels.items():
         channels[name] = _validate_image(arr, path, name)
     history = description.get("history", []) if description else []
+    bands = find_edge_bands(list(channels.values()))  # non-image edges: out of the bit depth
     meta: dict[str, Any] = {
         "source_paths": [str(path)],
         "layout": "single-file",
         "bit_depth": int(np.dtype(next(iter(channels.values())).dtype).itemsize * 8),
-        "effective_bits": _effective_bits(channels.values()),
+        "effective_bits": _effective_bits(bands.interior(a) for a in channels.values()),
+        "edge_bands": bands.as_dict(),
         "tiff_tags": tags,
         "history": history,
     }
@@ -327,6 +338,7 @@ def _series_arrays(tif: tifffile.TiffFile, path: Path) -> tuple[list[np.ndarray]
         names = _ome_channel_names(tif) or _imagej_labels(tif)
 
     series = tif.series
+    _check_memory(series, path)
     arrays: list[np.ndarray] = []
     for s in series:
         data = s.asarray()
@@ -360,6 +372,73 @@ def _series_arrays(tif: tifffile.TiffFile, path: Path) -> tuple[list[np.ndarray]
     if names is not None and len(names) != len(arrays):
         names = None
     return arrays, names, description or {}
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this process may still allocate: the system's available memory, capped by
+    the process's address-space limit (``ulimit -v``); None where unknown."""
+    limits = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        try:
+            limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(int(soft))
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
+    return min(limits) if limits else None
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB"
+
+
+def _check_memory(series, path: Path) -> None:
+    """Refuse a file whose header claims more pixels than this machine can hold, before
+    anything is allocated (a damaged header or a scan too big for this machine)."""
+    needed = sum(int(np.prod(s.shape, dtype=np.float64)) * np.dtype(s.dtype).itemsize for s in series)
+    available = available_memory_bytes()
+    if available is None or needed <= available:
+        return
+    largest = max(series, key=lambda s: int(np.prod(s.shape, dtype=np.float64)))
+    shape = "x".join(str(n) for n in largest.shape)
+    raise ScanReadError(
+        f"'{path.name}' claims a {shape} {np.dtype(largest.dtype)} image ({_gib(needed)} in all) but this "
+        f"machine has {_gib(available)} of memory available; the header may be damaged, or open the scan "
+        "on a machine with more memory."
+    )
+
+
+class _TifffileToDebug(logging.Handler):
+    """Re-log tifffile's records (``invalid page offset``...) as DEBUG lines of this module."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _log.debug("tifffile %s: %s", record.levelname.lower(), record.getMessage())
+
+
+@contextlib.contextmanager
+def _tifffile_log_to_debug():
+    """While reading, tifffile's log lines go to this module's logger at DEBUG level
+    (quiet by default; ``xray-denoise --verbose`` shows them) instead of the console."""
+    logger = logging.getLogger("tifffile")
+    handler, propagate = _TifffileToDebug(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def _assign_roles(arrays: list[np.ndarray], names: list[str] | None, path: Path) -> dict[str, np.ndarray]:
@@ -532,6 +611,16 @@ def history_entry(operation: str, **params: Any) -> dict[str, Any]:
     }
 
 
+def denoise_history_entry(model_name: str, metadata: Mapping[str, Any], noise_used: Any) -> dict[str, Any]:
+    """The ``denoise`` step: the model, its method and mode, and the noise actually used.
+
+    ``noise_used`` is what the denoiser applied to this scan (``Denoiser.last_noise``:
+    per channel, fitted on the scan by default), not the noise the model was trained on.
+    """
+    return history_entry("denoise", model=model_name, method=metadata.get("method"),
+                         mode=metadata.get("mode"), noise=noise_used)
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -688,13 +777,3 @@ def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, history: Sequence[Map
     else:
         raise ValueError(f"Colour images are written as .png or .tif, not '{suffix}'.")
     return atomic_write(path, _write)
-
-
-def write_scan(path: str | os.PathLike, scan: Scan, *, history: Sequence[Mapping[str, Any]] = ()) -> Path:
-    """Write all channels of a scan to one multi-page 16-bit TIFF with channel names."""
-    names = list(scan.channels)
-    return write_tiff(
-        path, [scan.channels[n] for n in names], channel_names=names,
-        history=list(scan.meta.get("history", [])) + list(history),
-        count_scale=float(scan.meta.get("count_scale", 1.0)),
-    )

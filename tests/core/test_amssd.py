@@ -23,7 +23,6 @@ from napari_xray_denoise.core.amssd import (  # noqa: E402
     amssd_loss,
     build_amssd_model,
     centralize_gradient,
-    load_model,
 )
 from napari_xray_denoise.core.amssd_train import (  # noqa: E402
     AmssdConfig,
@@ -32,6 +31,7 @@ from napari_xray_denoise.core.amssd_train import (  # noqa: E402
 )
 from napari_xray_denoise.core.data import Region  # noqa: E402
 from napari_xray_denoise.core.denoiser import Denoiser  # noqa: E402
+from napari_xray_denoise.core.registry import load_model  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -442,3 +442,14 @@ def test_training_is_deterministic_for_a_seed(dual_scan, op_determinism):
     assert not all(
         np.array_equal(a, b) for a, b in zip(w1, build_amssd_model(2, 8).get_weights(), strict=True)
     )
+
+
+def test_library_defaults_match_the_front_ends_and_cover_the_receptive_field():
+    """GUI and CLI pass None for tile/overlap; the model's own overlap must then cover
+    the network's receptive radius, and the training defaults are options.TRAIN_DEFAULTS."""
+    from napari_xray_denoise import options
+    from napari_xray_denoise.core import TrainConfig
+
+    for config in (AmssdConfig(), TrainConfig()):
+        assert {k: getattr(config, k) for k in options.TRAIN_DEFAULTS} == options.TRAIN_DEFAULTS
+    assert AmssdConfig().overlap >= amssd.RECEPTIVE_RADIUS

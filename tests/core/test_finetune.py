@@ -16,7 +16,7 @@ def scans():
 def test_finetuning_learns_from_noisy_scans_alone(scans):
     start = untrained_singlepass((8, 8, 8))  # the identity: any learning shows
     result = finetune_singlepass(start, scans, FinetuneConfig(
-        minutes=5, steps=120, crop=32, batch=4, learning_rate=3e-3, val_every=40, val_crops=16))
+        minutes=5, steps=120, crop_size=32, batch_size=4, learning_rate=3e-3, val_every=40, val_crops=16))
     assert result.steps == 120 and not result.kept_start
     assert result.val_loss_best < result.val_loss_start
     assert result.denoiser is not start and result.denoiser.metadata["finetune"]["steps"] == 120
@@ -27,11 +27,11 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
 def test_no_gain_keeps_the_starting_model(scans):
     start = untrained_singlepass((8, 8, 8))
     result = finetune_singlepass(start, scans, FinetuneConfig(
-        steps=20, crop=32, batch=4, learning_rate=0.0, val_every=10, val_crops=8))
+        steps=20, crop_size=32, batch_size=4, learning_rate=0.0, val_every=10, val_crops=8))
     assert result.kept_start and result.denoiser is start
 
 
 def test_scans_too_small_are_refused():
     with pytest.raises(ValueError, match="at least 64x32"):
         finetune_singlepass(untrained_singlepass(), [np.ones((40, 40), np.uint16)],
-                            FinetuneConfig(crop=32))
+                            FinetuneConfig(crop_size=32))

@@ -53,3 +53,29 @@ def test_writer_from_viewer_round_trip(make_napari_viewer, tmp_path, dual_u16):
     out = tmp_path / "both.tif"
     viewer.layers.save(str(out), plugin="napari-xray-denoise")
     np.testing.assert_array_equal(io.read_scan(out).stack(), dual_u16)
+
+
+def test_readme_screenshots_reset_the_view_first(make_napari_viewer, tmp_path, qtbot):
+    """scripts/make_screenshots.py shows the whole scan, not the part left zoomed in."""
+    import importlib.util
+    from pathlib import Path
+
+    from qtpy.QtWidgets import QApplication, QLabel
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "make_screenshots.py"
+    spec = importlib.util.spec_from_file_location("make_screenshots", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-xray-denoise", "low_dose_bag")
+    dock = viewer.window.add_dock_widget(QLabel("a widget"), name="w")
+    qtbot.wait(50)
+    viewer.reset_view()
+    whole_zoom, whole_center = viewer.camera.zoom, viewer.camera.center
+    viewer.camera.zoom = 8 * whole_zoom  # the state a previous step left behind
+    viewer.camera.center = (0, 100, 100)
+    path = module.shot(viewer, QApplication.instance(), tmp_path / "shot.png", dock)
+    assert path.stat().st_size > 1000
+    assert abs(viewer.camera.zoom - whole_zoom) < 0.25 * whole_zoom
+    assert np.allclose(viewer.camera.center[-2:], whole_center[-2:], atol=20)

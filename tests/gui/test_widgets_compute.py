@@ -84,6 +84,9 @@ def test_train_stop_then_denoise_and_compare(viewer, qtbot):
     assert low.data.shape == high.data.shape == (480, 800) and low.data.dtype == np.float32
     assert low.metadata["model"]["method"] == "blindspot"
     assert low.metadata["history"][-1]["operation"] == "denoise"
+    used = low.metadata["history"][-1]["parameters"]["noise"]  # the noise fitted on this scan
+    assert used == low.metadata["noise"] and used["model"].startswith(("affine", "learnt"))
+    assert high.metadata["noise"]["model"] == used["model"] and high.metadata["noise"] != used
     from napari_xray_denoise._napari.widgets.denoise_widget import _grid
 
     den.toggle_compare()

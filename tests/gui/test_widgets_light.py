@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tifffile
 
 from napari_xray_denoise._napari.widgets.fusion_widget import fuse_colour_widget
 from napari_xray_denoise._napari.widgets.score_widget import ScoreWidget
@@ -75,3 +76,116 @@ def test_score_widget_rows(viewer_with_bag):
     widget.score()
     assert len(widget.rows) == 2 and widget.table.shape[0] == 2
     assert widget.rows[1]["psnr"] == ""  # no reference, no PSNR
+
+
+WIDGETS = ["Train denoiser", "Denoise", "Multiscale targets", "Fuse & colour", "Score"]
+
+
+@pytest.mark.parametrize("sample", ["low_dose_bag", "medium_dose_bag", "high_dose_bag", "small scan"])
+def test_every_widget_opens_silently_on_a_scan(make_napari_viewer, monkeypatch, qtbot, tmp_path, sample):
+    """Opening any widget with a scan open shows no error (the event loop runs, as in napari)."""
+    shown = []
+    import napari_xray_denoise._napari.widgets._common as common
+
+    monkeypatch.setattr(common, "show_error", shown.append)
+    viewer = make_napari_viewer(show=True)
+    if sample == "small scan":  # too small for the default 4 wavelet levels
+        scan = "small"
+        rng = np.random.default_rng(0)
+        tifffile.imwrite(tmp_path / "small.tif", rng.integers(0, 60000, (2, 64, 80), dtype=np.uint16))
+        viewer.open(tmp_path / "small.tif", plugin="napari-xray-denoise")
+    else:
+        scan = sample.replace("_bag", "").join(("bag_", ""))
+        viewer.open_sample("napari-xray-denoise", sample)
+    viewer.layers.selection.active = viewer.layers[f"{scan} high"]
+    for name in WIDGETS:
+        viewer.window.add_plugin_dock_widget("napari-xray-denoise", name)
+        qtbot.wait(50)
+    _, fuse = viewer.window.add_plugin_dock_widget("napari-xray-denoise", "Fuse & colour")
+    qtbot.wait(50)
+    assert shown == []
+    # Fuse & colour picked the partner before its live preview ran
+    assert fuse.low.value is viewer.layers[f"{scan} low"]
+    assert fuse.high.value is viewer.layers[f"{scan} high"]
+    assert f"{scan} fused" in viewer.layers
+
+
+def test_fuse_widget_docked_before_the_scan_picks_the_pair(make_napari_viewer, monkeypatch, qtbot):
+    shown = []
+    import napari_xray_denoise._napari.widgets._common as common
+
+    monkeypatch.setattr(common, "show_error", shown.append)
+    viewer = make_napari_viewer(show=True)
+    _, fuse = viewer.window.add_plugin_dock_widget("napari-xray-denoise", "Fuse & colour")
+    qtbot.wait(50)
+    viewer.open_sample("napari-xray-denoise", "high_dose_bag")
+    qtbot.wait(50)
+    assert fuse.low.value is viewer.layers["bag_high_dose low"]
+    assert fuse.high.value is viewer.layers["bag_high_dose high"]
+    viewer.layers.remove(viewer.layers["bag_high_dose high"])  # its partner gone: no error either
+    qtbot.wait(50)
+    assert shown == []
+
+
+def test_denoise_widget_uses_the_models_defaults(make_napari_viewer, monkeypatch):
+    """Unless the user sets them, tile, overlap and batch size are left to the model and
+    the library, as on the command line (no overlap of 32 below AMSSD's receptive radius)."""
+    from napari_xray_denoise import options
+    from napari_xray_denoise._napari.widgets import denoise_widget
+    from napari_xray_denoise._napari.widgets.train_widget import TrainWidget
+
+    submitted = {}
+
+    class FakeLane:
+        def submit(self, job, **kwargs):
+            submitted.update(kwargs)
+            raise denoise_widget._compute.BusyError("stop here")
+
+    monkeypatch.setattr(denoise_widget._compute, "lane", lambda name: FakeLane())
+    monkeypatch.setattr(denoise_widget, "notify_error", lambda exc: None)
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-xray-denoise", "low_dose_bag")
+    den = denoise_widget.DenoiseWidget(viewer)
+    den.reset_choices()
+    den.model.value = denoise_widget.FROM_FILE
+    monkeypatch.setattr(denoise_widget.DenoiseWidget, "model_path", lambda self: "m.keras")
+    den.scan.value = "bag_low_dose (low+high)"
+    den.start()
+    assert {k: submitted.get(k, "missing") for k in options.DENOISE_DEFAULTS} == options.DENOISE_DEFAULTS
+    den.tile.value, den.overlap.value = 128, 16
+    den.start()
+    assert submitted["tile"] == 128 and submitted["overlap"] == 16 and submitted["batch_size"] is None
+    train = TrainWidget(viewer)
+    assert {"steps": train.steps.value, "batch_size": train.batch.value, "crop_size": train.crop.value,
+            "learning_rate": train.lr.value, "seed": train.seed.value} == options.TRAIN_DEFAULTS
+
+
+def test_train_widget_progress_follows_the_time_budget(make_napari_viewer):
+    """Under a time budget the bar and the status show the clock's progress and time left."""
+    from napari_xray_denoise._napari.widgets.train_widget import TrainWidget
+    from napari_xray_denoise.progress import TrainingProgress
+
+    now = [0.0]
+    widget = TrainWidget(make_napari_viewer())
+    widget._run = TrainingProgress(2000, 10, clock=lambda: now[0])
+    now[0] = 60.0
+    widget._on_progress({"step": 90, "total": 2000, "loss": 0.1})
+    assert widget.bar.value == 10  # a tenth of the 10 minutes, not 90/2000 of the steps
+    assert "9:00 left" in widget.status.value
+
+
+def test_result_layers_of_a_scan_with_edge_bands_show_the_image_range(make_napari_viewer, tmp_path, qtbot):
+    """A 12-bit scan with a 52685 filler band: its fused layer keeps the band's metadata and
+    a display range of the image part (the band would wash the display out)."""
+    rng = np.random.default_rng(0)
+    scan = rng.integers(500, 4096, (2, 120, 160)).astype(np.uint16)
+    scan[..., -4:] = 52685
+    tifffile.imwrite(tmp_path / "banded.tif", scan)
+    viewer = make_napari_viewer(show=True)
+    viewer.open(tmp_path / "banded.tif", plugin="napari-xray-denoise")
+    _, fuse = viewer.window.add_plugin_dock_widget("napari-xray-denoise", "Fuse & colour")
+    qtbot.wait(50)
+    fused = viewer.layers["banded fused"]
+    assert fused.metadata["edge_bands"]["right"] == 4
+    assert fused.contrast_limits[1] < 20000  # not the 52685 of the band
+    assert viewer.layers["banded low"].contrast_limits[1] <= 4095

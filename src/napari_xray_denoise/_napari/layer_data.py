@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bands import EdgeBands
 from ..io import Scan
 
 
@@ -28,6 +29,7 @@ def layer_name(scan_name: str, channel: str) -> str:
 def scan_to_layer_data(scan: Scan) -> list[tuple[np.ndarray, dict[str, Any], str]]:
     """One grayscale image layer per channel, named ``<scan> <channel>``."""
     layers = []
+    edges = EdgeBands.from_dict(scan.meta.get("edge_bands"))
     for channel, image in scan.channels.items():
         meta = {
             "scan_name": scan.name,
@@ -36,6 +38,7 @@ def scan_to_layer_data(scan: Scan) -> list[tuple[np.ndarray, dict[str, Any], str
             "source_paths": list(scan.meta.get("source_paths", [])),
             "bit_depth": scan.meta.get("bit_depth"),
             "effective_bits": scan.meta.get("effective_bits"),
+            "edge_bands": dict(scan.meta.get("edge_bands") or {}),
             "tiff_tags": dict(scan.meta.get("tiff_tags", {})),
             "history": list(scan.meta.get("history", [])),
             "count_scale": 1.0,
@@ -43,7 +46,7 @@ def scan_to_layer_data(scan: Scan) -> list[tuple[np.ndarray, dict[str, Any], str
         kwargs = {
             "name": layer_name(scan.name, channel),
             "colormap": "gray",
-            "contrast_limits": contrast_limits(image),
+            "contrast_limits": contrast_limits(edges.interior(image)),  # a filler band would wash it out
             "metadata": meta,
         }
         layers.append((image, kwargs, "image"))

@@ -7,7 +7,12 @@ with the ``spawn`` method. One worker per *lane* ("train", "infer") so that a mo
 be used while another trains; each worker imports TensorFlow once and stays alive.
 
 Messages from a job are tuples on a queue:
-``("progress", dict)``, ``("done", result)``, ``("error", message)``.
+``("progress", dict)``, ``("done", result)``, ``("error", message)``. An unexpected
+error's traceback goes to :func:`log_path` (a file under the user's cache folder); the
+GUI shows one sentence that names that file.
+
+A job is a function of ``jobs`` named by its name, or any importable function named
+``"module:function"`` (tests use their own jobs this way).
 Cancelling sets an Event the job checks between steps (the job returns its best
 result so far); :meth:`Job.kill` ends the worker for a hard stop.
 
@@ -16,11 +21,16 @@ This module imports neither napari, Qt nor TensorFlow.
 
 from __future__ import annotations
 
+import importlib
+import logging
 import multiprocessing as mp
+import os
 import queue
+import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 WORKER_NICENESS = 10
@@ -38,11 +48,45 @@ class BusyError(ComputeError):
     """The lane already runs a job."""
 
 
+def user_cache_dir() -> Path:
+    """This package's folder in the user's cache (XDG on Linux, Library/Caches, LOCALAPPDATA)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "napari-xray-denoise"
+
+
+def log_path() -> Path:
+    """The worker's log file: tracebacks of jobs that failed unexpectedly."""
+    return user_cache_dir() / "worker.log"
+
+
+def _worker_log() -> logging.Logger:
+    """A logger writing to :func:`log_path` (created on first use in the worker process)."""
+    logger = logging.getLogger("napari_xray_denoise.worker")
+    if not logger.handlers:
+        path = log_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s pid %(process)d %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    return logger
+
+
+def _job_function(name: str) -> Callable:
+    if ":" in name:
+        module, function = name.split(":", 1)
+        return getattr(importlib.import_module(module), function)
+    from . import jobs
+
+    return getattr(jobs, name)
+
+
 def _worker_main(jobs, messages, cancel) -> None:  # runs in the child process
-    import os
-
-    from . import jobs as _jobs
-
     try:  # the GUI keeps priority: a busy worker must not make napari stutter
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):
@@ -59,12 +103,17 @@ def _worker_main(jobs, messages, cancel) -> None:  # runs in the child process
             messages.put(("progress", info))
 
         try:
-            result = getattr(_jobs, name)(report=report, cancel=cancel, **kwargs)
+            result = _job_function(name)(report=report, cancel=cancel, **kwargs)
         except (ValueError, OSError) as exc:
             messages.put(("error", str(exc)))
-        except Exception as exc:  # unexpected: keep the detail for the log, one line for the user
-            detail = traceback.format_exc(limit=5)
-            messages.put(("error", f"{type(exc).__name__}: {exc}".splitlines()[0], detail))
+        except Exception as exc:  # unexpected: the traceback to the log file, one line for the user
+            sentence = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            try:
+                _worker_log().error("job %r failed\n%s", name, traceback.format_exc())
+                sentence += f" (details in {log_path()})"
+            except OSError:  # no writable cache folder: the sentence alone
+                pass
+            messages.put(("error", sentence))
         else:
             messages.put(("done", result))
 

@@ -7,32 +7,12 @@ here, in the worker, never in the GUI process.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 _MODELS: dict[tuple[str, float], Any] = {}
-
-
-def ping(report, cancel) -> dict:
-    return {"pid": os.getpid()}
-
-
-def sleep(report, cancel, *, seconds: float, exit_code: int | None = None) -> dict:
-    """Test job: report ticks until ``seconds`` pass or cancel; optionally die hard."""
-    import time
-
-    t0 = time.monotonic()
-    ticks = 0
-    while time.monotonic() - t0 < seconds and not cancel.is_set():
-        ticks += 1
-        report(step=ticks)
-        time.sleep(0.05)
-        if exit_code is not None:
-            os._exit(exit_code)
-    return {"ticks": ticks, "cancelled": cancel.is_set()}
 
 
 def load(path: str):
@@ -47,35 +27,17 @@ def load(path: str):
     return _MODELS[key]
 
 
-def model_info(report, cancel, *, model_path: str) -> dict:
-    return dict(load(model_path).metadata)
-
-
 def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict, save_path: str,
           resume_from: str | None = None) -> dict:
-    """Train a blind-spot (``method`` = a noise mode) or AMSSD model and save it."""
+    """Train a model of ``method`` (a name of ``core.registry``) and save it."""
+    from ..core import train as train_method
 
     def on_progress(step, total, loss, val_loss=None):
         report(step=int(step), total=int(total), loss=float(loss),
                val_loss=None if val_loss is None else float(val_loss))
 
-    if method == "fine-tune the shipped model":
-        from ..core import load_model
-        from ..core.finetune import FinetuneConfig, finetune_singlepass
-
-        result = finetune_singlepass(load_model(), scans, FinetuneConfig(**config), on_progress=on_progress,
-                                     cancel=cancel)
-        denoiser = result.denoiser
-    elif method == "amssd":
-        from ..core.amssd_train import AmssdConfig, train_amssd
-
-        denoiser = train_amssd(scans, AmssdConfig(**config), on_progress=on_progress, cancel=cancel,
-                               resume_from=resume_from)
-    else:
-        from ..core import TrainConfig, train_blindspot
-
-        denoiser = train_blindspot(scans, TrainConfig(mode=method, **config), on_progress=on_progress,
-                                   cancel=cancel, resume_from=resume_from)
+    denoiser = train_method(method, scans, config, on_progress=on_progress, cancel=cancel,
+                            resume_from=resume_from)
     denoiser.save(save_path)
     _MODELS.clear()
     return {"model_path": str(save_path), "metadata": dict(denoiser.metadata)}
@@ -92,14 +54,20 @@ def denoise_bm3d(report, cancel, *, image: np.ndarray) -> dict:
 
 
 def denoise(report, cancel, *, model_path: str, image: np.ndarray, tile: int | None = None,
-            overlap: int | None = None, batch_size: int = 4) -> dict:
-    """Tiled denoising of a (C, Y, X) or (Y, X) scan; returns float32 counts."""
+            overlap: int | None = None, batch_size: int | None = None) -> dict:
+    """Tiled denoising of a (C, Y, X) or (Y, X) scan; returns float32 counts.
+
+    ``None`` keeps the model's tile and overlap and the library's batch size (as the CLI).
+    """
+    from ..bands import apply_inside
     from ..core import OperationCancelled
 
     model = load(model_path)
     try:
-        out = model.denoise(image, tile=tile, overlap=overlap, batch_size=batch_size, cancel=cancel,
-                            on_progress=lambda done, total: report(done=int(done), total=int(total)))
+        out = apply_inside(  # non-image edge bands pass through unchanged
+            lambda inside: model.denoise(inside, tile=tile, overlap=overlap, batch_size=batch_size, cancel=cancel,
+                                         on_progress=lambda done, total: report(done=int(done), total=int(total))),
+            image)
     except OperationCancelled:
         return {"cancelled": True}
     return {"denoised": out, "metadata": dict(model.metadata),

@@ -8,7 +8,9 @@ Public API::
     TrainConfig, train_blindspot(scans, config, *, on_progress, cancel, checkpoint_path, resume_from)
     Denoiser (.denoise(scan, *, tile, overlap, batch_size, noise, precision, on_progress, cancel),
               .predict_raw, .save, .metadata, .last_noise)
-    load_model(path=None -> the shipped default model), default_model_path(),
+    load_model(path=None) (any kind, chosen by core.registry; None: the shipped default model),
+    default_model_path(), make_denoiser(model, metadata),
+    train(method, scans, options, ...) (the kind of a method name, from core.registry)
     SinglePassDenoiser (the default model's class), calibrated_noise(gain, offset, read_std),
     ModelFileError (a ValueError), OperationCancelled (denoise cancelled)
     untrained_denoiser(channels, config)  (benchmarks), build_blindspot_model, predict_tiled
@@ -26,8 +28,10 @@ _LAZY = {
     "train_blindspot": "blindspot_train",
     "untrained_denoiser": "blindspot_train",
     "Denoiser": "denoiser",
-    "load_model": "denoiser",
-    "default_model_path": "denoiser",
+    "load_model": "registry",
+    "default_model_path": "registry",
+    "make_denoiser": "registry",
+    "train": "registry",
     "SinglePassDenoiser": "singlepass_denoiser",
     "calibrated_noise": "singlepass_denoiser",
     "build_singlepass_model": "singlepass",

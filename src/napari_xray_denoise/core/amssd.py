@@ -34,15 +34,10 @@ are used, so ``.keras`` files need no custom objects except the registered optim
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
 from ._backend import REGISTER_PACKAGE, keras, tf
 from .denoiser import Denoiser
-from .denoiser import load_model as _load_blindspot_model
-from .model_file import read_metadata, read_model_file
 
 layers = keras.layers
 
@@ -241,6 +236,8 @@ class AmssdDenoiser(Denoiser):
     (counts -> x01 -> network -> counts, saturated pixels passed through).
     """
 
+    METHOD = "amssd"
+
     def _bfloat16_twin(self) -> keras.Model:
         """The same network with a mixed-bfloat16 body, sharing the weights' values."""
         if self._twin is None:
@@ -260,31 +257,11 @@ class AmssdDenoiser(Denoiser):
         return raw[..., :c]
 
 
-def make_denoiser(model: keras.Model, metadata: dict) -> Denoiser:
-    """The right :class:`Denoiser` for ``metadata["method"]`` (``amssd`` or ``blindspot``)."""
-    if metadata.get("method") == "amssd":
-        return AmssdDenoiser(model, metadata)
-    return Denoiser(model, metadata)
-
-
-def load_model(path: str | os.PathLike) -> Denoiser:
-    """Load a model file of either kind (AMSSD or blind-spot) as a :class:`Denoiser`.
-
-    Raises ``ModelFileError`` (a ``ValueError``) as ``denoiser.load_model`` does.
-    """
-    if read_metadata(path).get("method") != "amssd":
-        return _load_blindspot_model(path)
-    model, meta = read_model_file(Path(path))
-    return AmssdDenoiser(model, meta)
-
-
 __all__ = [
     "AmssdDenoiser",
     "GradientCentralizedAdam",
     "amssd_loss",
     "build_amssd_model",
     "centralize_gradient",
-    "load_model",
     "make_amssd_optimizer",
-    "make_denoiser",
 ]

@@ -24,11 +24,10 @@ from ..targets import DEFAULT_SCALES, aggregated_set
 from ._backend import keras
 from .amssd import (
     LOSS_WEIGHTS,
+    AmssdDenoiser,
     amssd_loss,
     build_amssd_model,
-    load_model,
     make_amssd_optimizer,
-    make_denoiser,
 )
 from .data import (
     Region,
@@ -43,6 +42,7 @@ from .data import (
     usable_regions,
 )
 from .denoiser import Denoiser
+from .model_file import read_metadata
 from .training import RunSummary, check_schedule_options, fit, schedule_from_config
 
 #: the four groups of the aggregated set: 0 = noisy -> noisy, k >= 1 = noisy -> blurred k
@@ -205,12 +205,13 @@ def train_amssd(
     counts = check_training_scans(scans, crop, convert=as_chw_counts)
     n_scans, n_data_ch = len(counts), counts[0].shape[0]
 
-    resumed = load_model(resume_from) if resume_from is not None else None
-    if resumed is not None:
-        if resumed.metadata.get("method") != "amssd":
+    resumed = None
+    if resume_from is not None:
+        if read_metadata(resume_from).get("method") != AmssdDenoiser.METHOD:
             raise ValueError(
                 "resume_from must be an AMSSD model file; this one holds another kind of model."
             )
+        resumed = AmssdDenoiser.from_file(resume_from)
         model_ch, scale = int(resumed.metadata["channels"]), float(resumed.metadata["scale"])
         if model_ch not in (1, n_data_ch):
             raise ValueError(
@@ -299,7 +300,7 @@ def train_amssd(
                 **metadata,
                 "training": summary(steps=step, best_val_loss=val_loss, best_step=step),
             }
-            make_denoiser(model, meta).save(checkpoint_path)
+            AmssdDenoiser(model, meta).save(checkpoint_path)
 
     schedule = schedule_from_config(config)
     result = fit(
@@ -314,7 +315,7 @@ def train_amssd(
         on_new_best=on_new_best,
     )
     metadata["training"] = summary.of(result)
-    denoiser = make_denoiser(model, metadata)
+    denoiser = AmssdDenoiser(model, metadata)
     if checkpoint_path is not None:
         denoiser.save(checkpoint_path)
     return denoiser

@@ -32,10 +32,11 @@ from collections.abc import Sequence
 
 from ._backend import keras
 from .layers import ChannelScale, NoiseVariance, RingMean, Rot90, SelectChannels, ShiftDown
+from .registry import BLINDSPOT_MODES
 
 ops = keras.ops
 
-MODES = ("mse", "uncalib", "gaussian", "poisson", "poissongaussian")
+MODES = BLINDSPOT_MODES  # the blind-spot noise modes, listed once in core.registry
 #: not a blind-spot mode: the same network whose head also sees the centre pixel of every
 #: channel, trained on noisy -> clean pairs (the benchmark's supervised upper bound)
 SUPERVISED = "supervised"

@@ -35,11 +35,10 @@ from .data import (
     saturation_levels,
     split_regions,
 )
-from .denoiser import Denoiser, load_model
+from .denoiser import Denoiser
 from .noisefit import affine_to_counts, estimate_affine_noise, fit_uncalib_noise
+from .registry import JOINT_OPTIONS
 from .training import RunSummary, check_schedule_options, fit, make_optimizer, schedule_from_config
-
-JOINT_OPTIONS = ("auto", "separate", "blind", "cross")
 
 
 @dataclass
@@ -347,7 +346,7 @@ def train_blindspot(
             raise ValueError("The clean scans must match the noisy scans one to one, in shape too.")
     n_data_ch = counts[0].shape[0]
 
-    resumed = load_model(resume_from) if resume_from is not None else None
+    resumed = Denoiser.from_file(resume_from) if resume_from is not None else None
     if resumed is not None:
         meta0 = resumed.metadata
         mode, joint, model_ch = meta0["mode"], meta0["joint"], int(meta0["channels"])

@@ -67,6 +67,9 @@ class Denoiser:
     channel in counts units (``var_counts = a_counts * mean_counts + b_counts``).
     """
 
+    #: ``metadata["method"]`` of the model files this class runs (see ``core.registry``)
+    METHOD = "blindspot"
+
     def __init__(self, model: keras.Model, metadata: dict):
         self.model = model
         self.metadata = dict(metadata)
@@ -300,6 +303,21 @@ class Denoiser:
         return out
 
     # -- files --------------------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> Denoiser:
+        """Load a model file of this class's kind (``core.registry.load_model`` picks the class).
+
+        Raises :class:`ModelFileError` (a ``ValueError``) with one sentence for a missing
+        file, a file that is not a ``.keras`` zip, a ``.keras`` file from elsewhere, a model
+        of another kind, or a damaged file.
+        """
+        model, meta = read_model_file(path)
+        if meta.get("method") != cls.METHOD:
+            raise ModelFileError(
+                f"{Path(path).name!r} holds a {meta.get('method')!r} model, not a {cls.METHOD!r} one."
+            )
+        return cls(model, {k: v for k, v in meta.items() if k not in ("format", "format_version")})
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model and metadata to one ``.keras`` file; returns its path."""
         return save_model_file(self.model, self.metadata, path)
@@ -309,39 +327,3 @@ class Denoiser:
             f"Denoiser(method={self.metadata.get('method')!r}, mode={self.mode!r}, "
             f"channels={self.channels}, joint={self.metadata.get('joint')!r})"
         )
-
-
-def default_model_path() -> Path:
-    """The shipped default model (single-pass network), inside the package."""
-    from importlib.resources import files
-
-    return Path(str(files("napari_xray_denoise"))) / "data" / "models" / "default.keras"
-
-
-def load_model(path: str | os.PathLike | None = None) -> Denoiser:
-    """Load a model file written by :meth:`Denoiser.save` or training; ``None`` or
-    ``"default"`` loads the shipped default model.
-
-    Raises :class:`ModelFileError` (a ``ValueError``) with one sentence for a missing
-    file, a file that is not a ``.keras`` zip, a ``.keras`` file from elsewhere (no
-    metadata) or a damaged file.
-    """
-    if path is None or str(path) == "default":
-        path = default_model_path()
-    model, meta = read_model_file(path)
-    if meta.get("method") == "singlepass":
-        from .singlepass_denoiser import SinglePassDenoiser
-
-        meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
-        return SinglePassDenoiser(model, meta)
-    if meta.get("method") == "amssd":
-        from .amssd import AmssdDenoiser  # local: amssd imports this module
-
-        meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
-        return AmssdDenoiser(model, meta)
-    if meta.get("method") != "blindspot":
-        raise ModelFileError(
-            f"{Path(path).name!r} holds a {meta.get('method')!r} model, which this version cannot run."
-        )
-    meta = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
-    return Denoiser(model, meta)

@@ -43,8 +43,9 @@ from .singlepass_denoiser import SinglePassDenoiser
 class FinetuneConfig:
     minutes: float = 10.0
     steps: int = 100_000
-    crop: int = 128
-    batch: int = 8
+    crop_size: int = 128
+    batch_size: int = 8
+    init: str = "default"  #: the model to start from: 'default' or a .keras file (train_finetune)
     learning_rate: float = 1e-4
     alpha: tuple[float, float] = (0.3, 1.0)
     simulated_fraction: float = 0.5
@@ -131,23 +132,23 @@ def finetune_singlepass(
     """
     config = config or FinetuneConfig()
     rng = np.random.default_rng(config.seed)
-    channels = _prepare(scans, config.crop, config.val_fraction)
+    channels = _prepare(scans, config.crop_size, config.val_fraction)
     model = keras.models.clone_model(start.model)  # the same architecture as the file holds
     model.set_weights(start.model.get_weights())
 
     # fixed validation: R2R pairs with fixed noise on held-back crops
     vrng = np.random.default_rng(config.seed + 1)
-    val = [_r2r_pair(_crop(channels[i % len(channels)], vrng, config.crop, True),
+    val = [_r2r_pair(_crop(channels[i % len(channels)], vrng, config.crop_size, True),
                      channels[i % len(channels)].sigma, vrng, config.alpha) for i in range(config.val_crops)]
     val_x = np.stack([v[0] for v in val])
     val_t = np.stack([v[1] for v in val])
 
-    n_sim = int(round(config.batch * config.simulated_fraction))
-    sampler = PairSampler(phantom_transmissions([int(rng.integers(10_000, 20_000))], rng), rng, crop=config.crop) if n_sim else None
+    n_sim = int(round(config.batch_size * config.simulated_fraction))
+    sampler = PairSampler(phantom_transmissions([int(rng.integers(10_000, 20_000))], rng), rng, crop=config.crop_size) if n_sim else None
 
     def batch():
-        own = [_r2r_pair(_crop(ch, rng, config.crop, False), ch.sigma, rng, config.alpha)
-               for ch in (channels[int(rng.integers(len(channels)))] for _ in range(config.batch - n_sim))]
+        own = [_r2r_pair(_crop(ch, rng, config.crop_size, False), ch.sigma, rng, config.alpha)
+               for ch in (channels[int(rng.integers(len(channels)))] for _ in range(config.batch_size - n_sim))]
         xs = [p[0] for p in own]
         ts = [p[1] for p in own]
         if n_sim:
@@ -218,3 +219,32 @@ def finetune_singlepass(
                         "loss": "recorrupted-to-recorrupted (+ simulated pairs)"}
     result.denoiser = SinglePassDenoiser(model, meta)
     return result
+
+
+def train_finetune(scans, config: FinetuneConfig, *, on_progress=None, cancel=None,
+                   checkpoint_path=None, resume_from=None) -> SinglePassDenoiser:
+    """The registry's training entry for method ``finetune``: load ``config.init`` (the
+    shipped default model unless a file is named; ``resume_from`` overrides it), fine-tune
+    on ``scans`` and return the better of the fine-tuned and the starting model (its
+    ``metadata["finetune"]`` says which). ``checkpoint_path`` receives the result too."""
+    from .registry import load_model
+
+    start = load_model(resume_from or config.init)
+    if not isinstance(start, SinglePassDenoiser):
+        from .model_file import ModelFileError
+
+        raise ModelFileError(
+            f"fine-tuning starts from the default model or one fine-tuned from it; "
+            f"{config.init!r} is a {start.metadata.get('method')!r} model."
+        )
+    result = finetune_singlepass(start, scans, config, on_progress=on_progress, cancel=cancel)
+    denoiser = result.denoiser
+    if result.kept_start:
+        denoiser = SinglePassDenoiser(start.model, {**start.metadata, "finetune": {
+            "kept_start": True, "steps": result.steps, "val_loss_start": result.val_loss_start,
+            "val_loss_best": result.val_loss_best}})
+    else:
+        denoiser.metadata["finetune"]["kept_start"] = False
+    if checkpoint_path is not None:
+        denoiser.save(checkpoint_path)
+    return denoiser

@@ -28,7 +28,7 @@ from ..flatfield import FlatField
 from . import vst
 from ._backend import keras, tf
 from .data import as_chw_counts
-from .model_file import save_model_file
+from .model_file import ModelFileError, read_model_file, save_model_file
 from .singlepass import SIZE_MULTIPLE, build_singlepass_model
 from .tiling import OperationCancelled, predict_tiled
 
@@ -218,6 +218,18 @@ class SinglePassDenoiser:
         return np.clip(den, 0, code_max).astype(np.float32), record
 
     # -- files --------------------------------------------------------------------
+    METHOD = "singlepass"
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> SinglePassDenoiser:
+        """Load a single-pass model file (``core.registry.load_model`` picks the class)."""
+        model, meta = read_model_file(path)
+        if meta.get("method") != cls.METHOD:
+            raise ModelFileError(
+                f"{Path(path).name!r} holds a {meta.get('method')!r} model, not a {cls.METHOD!r} one."
+            )
+        return cls(model, {k: v for k, v in meta.items() if k not in ("format", "format_version")})
+
     def save(self, path: str | os.PathLike) -> Path:
         return save_model_file(self.model, self.metadata, path)
 

@@ -10,7 +10,8 @@ fine-tuning (``core.finetune``).
 The run is open-ended and resumable: ``run_dir`` holds a TensorFlow checkpoint (weights,
 Adam state, an exponential moving average of the weights, the step, the hours trained),
 ``log.jsonl`` (one line per validation: step, hours, loss, validation gain in dB) and
-``model.keras`` (the averaged weights, the model to ship). Calling :func:`train_long_run`
+``model.keras`` (the averaged weights, or the current ones while the average still lags
+behind them on the validation set: the model to ship). Calling :func:`train_long_run`
 again continues from the checkpoint.
 
 Loss: squared error in the network domain divided by the noise variance (every dose
@@ -145,10 +146,18 @@ def train_long_run(
     ema_model = build_singlepass_model(config.widths)
     predict = tf.function(lambda x: ema_model(x, training=False), reduce_retracing=True)
 
+    raw_predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
     def validate() -> float:
+        """Validation gain of the better of the averaged and the current weights; that
+        one goes into ``ema_model`` for export (early in a run the average lags behind)."""
         ema_model.set_weights([e.numpy() for e in ema])
         outs = np.concatenate([predict(val_x[i : i + 8]).numpy() for i in range(0, len(val_x), 8)])
-        return gain_db(val_x, val_t, outs)
+        raw = np.concatenate([raw_predict(val_x[i : i + 8]).numpy() for i in range(0, len(val_x), 8)])
+        gain_ema, gain_raw = gain_db(val_x, val_t, outs), gain_db(val_x, val_t, raw)
+        if gain_raw > gain_ema:
+            ema_model.set_weights(model.get_weights())
+        return max(gain_ema, gain_raw)
 
     queue: Queue = Queue(maxsize=4)
     stop = threading.Event()

@@ -9,6 +9,7 @@ from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
 from ... import io
+from ...bands import EdgeBands
 from ..layer_data import contrast_limits
 
 
@@ -112,20 +113,21 @@ def show_image(viewer, data: np.ndarray, name: str, *, source: Image | None = No
     """Add ``data`` as an image layer, or replace the data of the layer of that name."""
     meta = {}
     if source is not None:
-        meta.update({k: source.metadata.get(k) for k in ("scan_name", "source_paths", "bit_depth")
+        meta.update({k: source.metadata.get(k) for k in ("scan_name", "source_paths", "bit_depth", "edge_bands")
                      if k in source.metadata})
     meta.update(metadata or {})
     rgb = data.ndim == 3 and data.shape[-1] in (3, 4)
+    inside = data if rgb else EdgeBands.from_dict(meta.get("edge_bands")).interior(data)  # display range
     if name in viewer.layers and isinstance(viewer.layers[name], Image) and viewer.layers[name].rgb == rgb:
         layer = viewer.layers[name]
         layer.data = data
         layer.metadata.update(meta)
         if not rgb:
-            layer.contrast_limits = contrast_limits(data)
+            layer.contrast_limits = contrast_limits(inside)
         return layer
     if not rgb:
         kwargs.setdefault("colormap", "gray")
-        kwargs.setdefault("contrast_limits", contrast_limits(data))
+        kwargs.setdefault("contrast_limits", contrast_limits(inside))
     return viewer.add_image(data, name=name, metadata=meta, rgb=rgb, **kwargs)
 
 

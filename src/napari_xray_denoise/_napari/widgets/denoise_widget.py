@@ -10,14 +10,14 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
 from napari.utils import progress
 
+from ... import io, options
 from ..._worker import compute as _compute
 from ..session import REGISTRY
 from ._common import (
     JobWidgetMixin,
-    layer_history_entry,
     notify_error,
     notify_info,
     relay_job,
@@ -31,6 +31,8 @@ from .batch_folder import BatchFolderControls
 FROM_FILE = "from file..."
 DEFAULT_MODEL = "default model (shipped)"
 BM3D = "BM3D + Anscombe (classical, ~15x slower)"
+TILE_SIZES = (64, 128, 192, 256, 384, 512, 768, 1024, 2048)
+OVERLAPS = (0, 8, 16, 24, 32, 48, 64, 96, 128)
 
 
 class DenoiseWidget(JobWidgetMixin, Container):
@@ -49,9 +51,12 @@ class DenoiseWidget(JobWidgetMixin, Container):
         self.model_file = FileEdit(mode="r", filter="*.keras", label="model file")
         self.scan = ComboBox(choices=self._scan_choices, label="scan",
                              tooltip="a dual-energy pair (low+high) or a single layer")
-        self.tile = SpinBox(value=256, min=64, max=2048, step=64, label="tile",
-                            tooltip="tile side in pixels; memory grows with tile, not with scan size")
-        self.overlap = SpinBox(value=32, min=0, max=256, step=8, label="overlap")
+        # "model's" (0 / -1) leaves tile and overlap to the model (options.DENOISE_DEFAULTS)
+        self.tile = ComboBox(choices=[("model's", 0)] + [(str(n), n) for n in TILE_SIZES], value=0, label="tile",
+                             tooltip="tile side in pixels; memory grows with tile, not with scan size")
+        self.overlap = ComboBox(choices=[("model's", -1)] + [(str(n), n) for n in OVERLAPS], value=-1,
+                                label="overlap", tooltip="tile overlap in pixels (the model's own is at least "
+                                                         "its receptive radius)")
         self.run_button = PushButton(text="Denoise")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.compare_button = PushButton(text="Compare before/after")
@@ -121,9 +126,8 @@ class DenoiseWidget(JobWidgetMixin, Container):
             if model_path == "bm3d":
                 self._job = _compute.lane("infer").submit("denoise_bm3d", image=image)
             else:
-                self._job = _compute.lane("infer").submit(
-                    "denoise", model_path=model_path, image=image, tile=self.tile.value,
-                    overlap=self.overlap.value)
+                self._job = _compute.lane("infer").submit("denoise", model_path=model_path, image=image,
+                                                          **self.denoise_options())
         except _compute.BusyError as exc:
             notify_error(exc)
             return None
@@ -135,6 +139,12 @@ class DenoiseWidget(JobWidgetMixin, Container):
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         return self._worker
+
+    def denoise_options(self) -> dict:
+        """Tile, overlap and batch size; ``None`` where the model's or library's default applies."""
+        chosen = {"tile": self.tile.value if self.tile.value > 0 else None,
+                  "overlap": self.overlap.value if self.overlap.value >= 0 else None}
+        return {**options.DENOISE_DEFAULTS, **{k: v for k, v in chosen.items() if v is not None}}
 
     def cancel(self):
         if self._job is not None:
@@ -157,14 +167,17 @@ class DenoiseWidget(JobWidgetMixin, Container):
         denoised = np.asarray(result["denoised"], dtype=np.float32)
         meta = result["metadata"]
         self.last_layers = []
-        for layer, channel in zip(layers, denoised, strict=True):
-            history = list(layer.metadata.get("history", [])) + [layer_history_entry(
-                "denoise", model=Path(model_path).name, method=meta.get("method"), mode=meta.get("mode"))]
+        noise = result.get("noise")  # the noise the denoiser used, per channel
+        if not (isinstance(noise, list) and len(noise) == len(layers)):
+            noise = [noise] * len(layers)
+        for layer, channel, channel_noise in zip(layers, denoised, noise, strict=True):
+            history = list(layer.metadata.get("history", [])) + [
+                io.denoise_history_entry(Path(model_path).name, meta, channel_noise)]
             new = show_image(
                 self._viewer, channel, f"{layer.name} denoised", source=layer,
                 metadata={"count_scale": 1.0, "history": history, "energy": layer.metadata.get("energy"),
                           "model_path": model_path, "model": {k: meta.get(k) for k in ("method", "mode", "joint")},
-                          "noise": meta.get("noise")},
+                          "noise": channel_noise},
             )
             self.last_layers.append((layer, new))
         self.bar.value = 100

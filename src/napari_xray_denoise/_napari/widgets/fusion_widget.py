@@ -11,7 +11,7 @@ from magicgui import magic_factory
 from napari.layers import Image
 
 from ... import colour as colouring
-from ... import fusion
+from ... import fusion, options
 from ._common import (
     history_of,
     layer_history_entry,
@@ -22,18 +22,35 @@ from ._common import (
     show_image,
 )
 
-COLOUR_SCHEMES = ["material", "hsv", "hot", "none"]
+COLOUR_SCHEMES = [*options.COLOUR_SCHEMES, "none"]
 
 
 def _init(widget) -> None:
-    def _pick_partner(layer):
+    """Keep ``high`` on the partner of ``low`` before the live preview runs.
+
+    napari fills both layer boxes with the first layer (on open, on each layer added or
+    removed); the partner is picked first (a high-priority slot, and after every
+    ``reset_choices``), so the preview never runs on one layer twice.
+    """
+
+    def _pick_partner(*_):
         viewer = napari.current_viewer()
-        other = partner_layer(viewer, layer, "high") if viewer else None
+        low = widget.low.value
+        other = partner_layer(viewer, low, "high") if viewer is not None else None
         if other is not None and widget.high.value is not other:
+            if other not in widget.high.choices:
+                widget.high.reset_choices()
             widget.high.value = other
 
-    widget.low.changed.connect(_pick_partner)
-    _pick_partner(widget.low.value)
+    reset_choices = widget.reset_choices
+
+    def _reset_choices(*args):
+        reset_choices(*args)
+        _pick_partner()
+
+    widget.reset_choices = _reset_choices
+    widget.low.changed.connect(_pick_partner, priority=10)
+    _pick_partner()
 
 
 @magic_factory(
@@ -41,11 +58,11 @@ def _init(widget) -> None:
     auto_call=True,
     low={"label": "low energy", "tooltip": "low-energy layer of the scan"},
     high={"label": "high energy", "tooltip": "high-energy layer (picked automatically for a pair)"},
-    method={"choices": ["wavelet", "spatial"], "tooltip": "wavelet: source rules (db4, 4 levels); spatial: background/detail rule"},
+    method={"choices": options.FUSION_METHODS, "tooltip": "wavelet: source rules (db4, 4 levels); spatial: background/detail rule"},
     wavelet={"choices": pywt.wavelist(kind="discrete"), "tooltip": "any discrete PyWavelets wavelet"},
     level={"min": 1, "max": 12, "tooltip": "decomposition levels (wavelet fusion)"},
-    approx={"choices": ["smoothed_mean", "mean", "weighted"], "tooltip": "approximation band rule"},
-    detail={"choices": ["sum", "max_abs", "mean"], "tooltip": "detail band rule"},
+    approx={"choices": options.FUSION_APPROX_RULES, "tooltip": "approximation band rule"},
+    detail={"choices": options.FUSION_DETAIL_RULES, "tooltip": "detail band rule"},
     weight={"min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "low-energy weight for the 'weighted' rule"},
     threshold={"min": 0.0, "max": 65535.0, "step": 100.0,
                "tooltip": "spatial fusion: |low-high| below this (counts) is background"},
@@ -69,9 +86,13 @@ def fuse_colour_widget(
     colour: str = "material",
     smooth: float = 1.0,
 ) -> None:
+    if low is None or high is None or low is high:
+        return  # no pair chosen yet (the live preview waits for the partner)
     try:
         a, b = pair_arrays(low, high)
         if method == "wavelet":
+            # the default 4 levels do not fit small scans: use as many as fit
+            level = max(1, min(level, pywt.dwtn_max_level(a.shape, wavelet)))
             params = {"wavelet": wavelet, "level": level, "approx": approx, "detail": detail, "weight": weight}
             fused = fusion.wavelet_fuse(a, b, **params)
         else:

@@ -24,8 +24,9 @@ from magicgui.widgets import (
 )
 from napari.utils import progress
 
-from ... import io
+from ... import io, options
 from ..._worker import compute as _compute
+from ...progress import TrainingProgress
 from ..session import REGISTRY
 from ._common import (
     JobWidgetMixin,
@@ -38,20 +39,8 @@ from ._common import (
 )
 from .loss_plot import LossPlot
 
-FINETUNE = "fine-tune the shipped model"
-METHODS = [FINETUNE, "poissongaussian", "poisson", "gaussian", "uncalib", "mse", "amssd"]
-METHOD_TIPS = (
-    "fine-tune the shipped model: start from the default model and learn the open scans' own "
-    "look, self-supervised (kept only if it gets better on held-back parts of the scans); "
-    "poissongaussian/poisson/gaussian/uncalib/mse: blind-spot modes (learn from noisy scans only); "
-    "amssd: multiscale pseudo-target network"
-)
-PRESETS = {
-    # name: blind-spot network size (enc, dec, levels) -- CPU default vs the source's size
-    "CPU (32/64 filters, 3 levels)": (32, 64, 3),
-    "quick look (16/32 filters, 2 levels)": (16, 32, 2),
-    "source (48/96 filters, 5 levels, GPU)": (48, 96, 5),
-}
+# network size label -> name in options.NETWORK_SIZES (CPU default first)
+PRESETS = {label: name for name, (label, *_) in options.NETWORK_SIZES.items()}
 
 
 class TrainWidget(JobWidgetMixin, Container):
@@ -64,25 +53,26 @@ class TrainWidget(JobWidgetMixin, Container):
         self._worker = None
         self._job = None
         self._pbar = None
-        self.method = ComboBox(choices=METHODS, value=FINETUNE, label="method", tooltip=METHOD_TIPS)
+        self.method = ComboBox(choices=options.TRAIN_METHODS, value=options.DEFAULT_METHOD, label="method",
+                               tooltip=options.METHOD_HELP)
         self.source = RadioButtons(choices=["open scans", "folder"], value="open scans", label="train on",
                                    orientation="horizontal")
         self.scans = Select(choices=self._scan_choices, label="scans",
                             tooltip="open scans to learn from (dual-energy pairs are trained jointly)")
         self.folder = FileEdit(mode="d", label="folder", tooltip="a folder of TIFF scans", visible=False)
-        self.joint = ComboBox(choices=["auto", "cross", "blind", "separate"], value="auto", label="dual-energy",
-                              tooltip="auto = separate (best per CPU-minute in the benchmark); "
-                                      "cross: each energy sees the other's centre pixel (independent detectors); "
-                                      "blind: centre pixel hidden in both; separate: one single-channel model for each energy in turn")
+        self.joint = ComboBox(choices=options.JOINT_VARIANTS, value="auto", label="dual-energy",
+                              tooltip=options.JOINT_HELP)
         self.preset = ComboBox(choices=list(PRESETS), label="network size")
-        self.steps = SpinBox(value=2000, min=10, max=1_000_000, step=100, label="steps")
-        self.crop = SpinBox(value=64, min=32, max=512, step=32, label="crop size")
-        self.batch = SpinBox(value=8, min=1, max=128, label="batch size")
-        self.lr = FloatSpinBox(value=1e-3, min=1e-6, max=1e-1, step=1e-4, label="learning rate")
+        defaults = options.TRAIN_DEFAULTS
+        self.steps = SpinBox(value=defaults["steps"], min=10, max=1_000_000, step=100, label="steps")
+        self.crop = SpinBox(value=defaults["crop_size"], min=32, max=512, step=32, label="crop size")
+        self.batch = SpinBox(value=defaults["batch_size"], min=1, max=128, label="batch size")
+        self.lr = FloatSpinBox(value=defaults["learning_rate"], min=1e-6, max=1e-1, step=1e-4,
+                               label="learning rate")
         self.minutes = FloatSpinBox(value=0.0, min=0.0, max=10_000.0, step=1.0, label="time budget (min)",
                                     tooltip="stop after this many minutes (0: no limit); the learning rate "
                                             "decays to the end of whichever of steps or time runs out first")
-        self.seed = SpinBox(value=0, min=0, max=2**31 - 1, label="seed")
+        self.seed = SpinBox(value=defaults["seed"], min=0, max=2**31 - 1, label="seed")
         self.train_button = PushButton(text="Train")
         self.stop_button = PushButton(text="Stop", enabled=False,
                                       tooltip="stop after the current step and keep the best model so far")
@@ -96,14 +86,29 @@ class TrainWidget(JobWidgetMixin, Container):
         self.plot = LossPlot()
         self.native.layout().addWidget(self.plot)
         self.source.changed.connect(self._on_source)
+        self.method.changed.connect(self._on_method)
+        self._on_method(self.method.value)
         self.train_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
         self.save_button.changed.connect(self.save)
         self.last_model = None
+        self._run = TrainingProgress(self.steps.value)
 
     # -- choices --------------------------------------------------------------------
     def _scan_choices(self, _widget=None):
         return list(scans_in_viewer(self._viewer))
+
+    def _on_method(self, value):
+        """Fine-tuning starts from its own rate and crop size (and a 10-minute budget);
+        the other methods from the shared training defaults. Blind-spot options hide."""
+        tune = value == "finetune"
+        defaults = {**options.TRAIN_DEFAULTS, "minutes": 0.0}
+        if tune:
+            defaults.update(options.FINETUNE_DEFAULTS)
+        self.lr.value, self.crop.value, self.minutes.value = (
+            defaults["learning_rate"], defaults["crop_size"], defaults["minutes"])
+        for w in (self.joint, self.preset):
+            w.visible = value not in ("finetune", "amssd")
 
     def _on_source(self, value):
         self.scans.visible = value == "open scans"
@@ -126,16 +131,11 @@ class TrainWidget(JobWidgetMixin, Container):
         return scans
 
     def config(self) -> dict:
-        common = {"steps": self.steps.value, "crop_size": self.crop.value, "batch_size": self.batch.value,
-                  "learning_rate": self.lr.value, "seed": self.seed.value,
-                  "minutes": self.minutes.value if self.minutes.value > 0 else None}
-        if self.method.value == FINETUNE:
-            return {"steps": self.steps.value, "seed": self.seed.value,
-                    "minutes": self.minutes.value if self.minutes.value > 0 else 10.0}
-        if self.method.value == "amssd":
-            return common
-        enc, dec, levels = PRESETS[self.preset.value]
-        return {**common, "joint": self.joint.value, "enc_filters": enc, "dec_filters": dec, "levels": levels}
+        """Training options; core.registry keeps those the method's kind takes (no joint for AMSSD)."""
+        return {"steps": self.steps.value, "crop_size": self.crop.value, "batch_size": self.batch.value,
+                "learning_rate": self.lr.value, "seed": self.seed.value,
+                "minutes": self.minutes.value if self.minutes.value > 0 else None,
+                "joint": self.joint.value, **options.network_size(PRESETS[self.preset.value])}
 
     # -- running ----------------------------------------------------------------------
     @property
@@ -157,7 +157,8 @@ class TrainWidget(JobWidgetMixin, Container):
         self.plot.total_steps = config["steps"]
         self.bar.value = 0
         self.status.value = "starting the compute process..."
-        self._pbar = progress(total=config["steps"], desc=f"Training {method}")
+        self._pbar = progress(total=100, desc=f"Training {method} (%)")
+        self._run = TrainingProgress(config["steps"], config["minutes"])  # the budget's clock starts now
         try:
             self._job = _compute.lane("train").submit(
                 "train", method=method, scans=scans, config=config, save_path=save_path)
@@ -179,12 +180,14 @@ class TrainWidget(JobWidgetMixin, Container):
     def _on_progress(self, info: dict):
         step, total = info.get("step", 0), info.get("total", 1)
         self.plot.add(step, info.get("loss"), info.get("val_loss"), total)
-        self.bar.value = int(100 * step / max(total, 1))
+        self._run.update(step, total)  # under a time budget, progress and time left follow the clock
+        percent = int(100 * self._run.fraction)
+        self.bar.value = percent
         val = info.get("val_loss")
-        self.status.value = f"step {step}/{total}  loss {info.get('loss', float('nan')):.4g}" + (
+        self.status.value = f"{self._run.describe()}  loss {info.get('loss', float('nan')):.4g}" + (
             f"  validation {val:.4g}" if val is not None else "")
         if self._pbar is not None:
-            self._pbar.n = step
+            self._pbar.n = percent
             self._pbar.refresh()
 
     @while_alive

@@ -1,0 +1,64 @@
+"""Option lists and defaults shared by the command line and the napari widgets (no TensorFlow).
+
+Each list is written once, here; ``cli.py`` builds its ``choices`` and the widgets their
+combo boxes from it, and the library functions they call hold the same defaults (a test
+checks ``core``'s training configurations against :data:`TRAIN_DEFAULTS`).
+"""
+
+from __future__ import annotations
+
+from .core.registry import BLINDSPOT_MODES, DEFAULT_METHOD, JOINT_OPTIONS, method_names
+from .fusion import APPROX_RULES, DETAIL_RULES
+
+__all__ = ["BLINDSPOT_MODES", "DEFAULT_METHOD", "TRAIN_METHODS"]  # names from core.registry (TF-free)
+
+#: training methods: a blind-spot mode, or ``amssd`` (multiscale pseudo-targets); each
+#: is registered in ``core.registry``, which decides the model kind it trains
+TRAIN_METHODS = method_names()
+METHOD_HELP = (
+    "finetune (default): start from the shipped default model and learn these scans' own look, "
+    "self-supervised (kept only if it gets better on held-back parts of the scans); "
+    "poissongaussian/poisson/gaussian/uncalib/mse: blind-spot modes (learn from noisy scans only); "
+    "amssd: multiscale pseudo-target network"
+)
+#: what fine-tuning starts with in the widgets (FinetuneConfig's own defaults)
+FINETUNE_DEFAULTS = {"learning_rate": 1e-4, "crop_size": 128, "minutes": 10.0}
+
+#: dual-energy variants of the blind-spot network (``auto`` = ``separate``)
+JOINT_VARIANTS = JOINT_OPTIONS
+JOINT_HELP = (
+    "auto = separate (best per CPU-minute in the benchmark); cross: each energy sees the other's "
+    "centre pixel (independent detectors); blind: centre pixel hidden in both; separate: one "
+    "single-channel model for each energy in turn"
+)
+
+#: blind-spot network sizes: name -> (label, encoder filters, decoder filters, levels)
+NETWORK_SIZES = {
+    "cpu": ("CPU (32/64 filters, 3 levels)", 32, 64, 3),
+    "quick": ("quick look (16/32 filters, 2 levels)", 16, 32, 2),
+    "source": ("source (48/96 filters, 5 levels, GPU)", 48, 96, 5),
+}
+DEFAULT_NETWORK_SIZE = "cpu"
+
+
+def network_size(name: str) -> dict[str, int]:
+    """``enc_filters``, ``dec_filters`` and ``levels`` of a network size name."""
+    if name not in NETWORK_SIZES:
+        raise ValueError(f"Unknown network size {name!r}; use one of {', '.join(NETWORK_SIZES)}.")
+    _, enc, dec, levels = NETWORK_SIZES[name]
+    return {"enc_filters": enc, "dec_filters": dec, "levels": levels}
+
+
+#: training defaults of both front ends (and of ``core``'s TrainConfig / AmssdConfig)
+TRAIN_DEFAULTS = {"steps": 2000, "batch_size": 8, "crop_size": 64, "learning_rate": 1e-3, "seed": 0}
+
+#: denoising defaults: ``None`` means "the model's own" (tile, overlap: AMSSD 64, blind-spot
+#: 32, each at least its receptive radius) and "the library's choice" (batch size: 1 tile
+#: per call on a CPU, 8 on a GPU)
+DENOISE_DEFAULTS = {"tile": None, "overlap": None, "batch_size": None}
+
+#: fusion methods, the wavelet rules, and colour schemes
+FUSION_METHODS = ("wavelet", "spatial")
+FUSION_APPROX_RULES = APPROX_RULES
+FUSION_DETAIL_RULES = DETAIL_RULES
+COLOUR_SCHEMES = ("material", "hsv", "hot")

@@ -1,0 +1,55 @@
+"""One source of option lists and defaults for the command line and the widgets."""
+
+import inspect
+
+from napari_xray_denoise import cli, fusion, options
+from napari_xray_denoise._worker import jobs
+
+
+def _subparser(name):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return sub.choices[name]
+
+
+def _defaults(sub):
+    return {a.dest: a.default for a in sub._actions}
+
+
+def _choices(sub, dest):
+    return next(a.choices for a in sub._actions if a.dest == dest)
+
+
+def test_cli_denoise_defaults_are_the_models_own():
+    defaults = _defaults(_subparser("denoise"))
+    assert {k: defaults[k] for k in options.DENOISE_DEFAULTS} == options.DENOISE_DEFAULTS
+    assert options.DENOISE_DEFAULTS == {"tile": None, "overlap": None, "batch_size": None}
+
+
+def test_worker_denoise_job_leaves_batch_size_to_the_library():
+    params = inspect.signature(jobs.denoise).parameters
+    assert {k: params[k].default for k in options.DENOISE_DEFAULTS} == options.DENOISE_DEFAULTS
+
+
+def test_cli_train_defaults_and_choices_come_from_options():
+    train = _subparser("train")
+    defaults = _defaults(train)
+    assert {k: defaults[k] for k in ("steps", "batch_size", "crop_size", "seed")} == {
+        k: options.TRAIN_DEFAULTS[k] for k in ("steps", "batch_size", "crop_size", "seed")}
+    assert list(_choices(train, "method")) == list(options.TRAIN_METHODS)
+    assert list(_choices(train, "joint")) == list(options.JOINT_VARIANTS)
+    assert list(_choices(train, "size")) == list(options.NETWORK_SIZES)
+    fuse = _subparser("fuse")
+    assert tuple(_choices(fuse, "approx")) == fusion.APPROX_RULES
+    assert tuple(_choices(fuse, "detail")) == fusion.DETAIL_RULES
+    assert tuple(_choices(_subparser("colour"), "scheme")) == options.COLOUR_SCHEMES
+
+
+def test_network_size_names():
+    assert options.network_size("cpu") == {"enc_filters": 32, "dec_filters": 64, "levels": 3}
+    try:
+        options.network_size("huge")
+    except ValueError as exc:
+        assert "huge" in str(exc) and "cpu" in str(exc)
+    else:
+        raise AssertionError("an unknown size must be refused")
