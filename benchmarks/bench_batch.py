@@ -42,8 +42,12 @@ def _peak_rss_mb() -> float:
 def _small_model(path: Path) -> Path:
     from napari_xray_denoise.core import TrainConfig, untrained_denoiser
 
-    untrained_denoiser(1, TrainConfig(enc_filters=8, dec_filters=16, levels=3, tile=256, overlap=32,
-                                      joint="separate")).save(path)
+    untrained_denoiser(
+        1,
+        TrainConfig(
+            enc_filters=8, dec_filters=16, levels=3, tile=256, overlap=32, joint="separate"
+        ),
+    ).save(path)
     return path
 
 
@@ -57,7 +61,9 @@ def _make_scans(folder: Path, n: int, shape: tuple[int, int]) -> None:
 def _cluster(n_workers: int):
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
     return cluster, Client(cluster)
 
 
@@ -75,8 +81,17 @@ def _timed_run(scans: Path, out: Path, model: Path, n_workers: int, on_progress=
 
     try:
         t0 = time.perf_counter()
-        result = batch.run([scans], out, model=model, fuse="wavelet", colour="material", client=client,
-                           on_progress=tick, log=None, dashboard=False)
+        result = batch.run(
+            [scans],
+            out,
+            model=model,
+            fuse="wavelet",
+            colour="material",
+            client=client,
+            on_progress=tick,
+            log=None,
+            dashboard=False,
+        )
         seconds = time.perf_counter() - t0
         peaks = client.run(_peak_rss_mb)
     finally:
@@ -89,7 +104,9 @@ def _timed_run(scans: Path, out: Path, model: Path, n_workers: int, on_progress=
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--shape", default="640x1000")
     parser.add_argument("--model", default="small", help="small, default, or a .keras file")
@@ -105,20 +122,29 @@ def main() -> int:
             model = batch.default_model_path()
         else:
             model = Path(args.model)
-        print(f"model: {args.model} ({model.name}); {args.n} scans of {shape[0]}x{shape[1]}, "
-              "denoise + wavelet fusion + material colour")
+        print(
+            f"model: {args.model} ({model.name}); {args.n} scans of {shape[0]}x{shape[1]}, "
+            "denoise + wavelet fusion + material colour"
+        )
         t0 = time.perf_counter()
         _make_scans(tmp / "scans", args.n, shape)
         print(f"made the scans in {time.perf_counter() - t0:.0f} s", flush=True)
 
-        print("| workers | scans done | run s (model loading included) | scans per minute, whole run | "
-              "scans per minute, first to last scan | peak RSS per worker (MB) | load average after |")
+        print(
+            "| workers | scans done | run s (model loading included) | scans per minute, whole run | "
+            "scans per minute, first to last scan | peak RSS per worker (MB) | load average after |"
+        )
         print("|---|---|---|---|---|---|---|")
         for n_workers in args.workers:
-            result, seconds, steady, peaks = _timed_run(tmp / "scans", tmp / f"out{n_workers}", model, n_workers)
+            result, seconds, steady, peaks = _timed_run(
+                tmp / "scans", tmp / f"out{n_workers}", model, n_workers
+            )
             rss = ", ".join(f"{v:.0f}" for v in peaks.values())
-            print(f"| {n_workers} | {result.counts['done']} | {seconds:.1f} | {60 * result.counts['done'] / seconds:.1f} "
-                  f"| {steady:.1f} | {rss} | {os.getloadavg()[0]:.2f} |", flush=True)
+            print(
+                f"| {n_workers} | {result.counts['done']} | {seconds:.1f} | {60 * result.counts['done'] / seconds:.1f} "
+                f"| {steady:.1f} | {rss} | {os.getloadavg()[0]:.2f} |",
+                flush=True,
+            )
 
         # the fault run: kill one busy worker when half the scans are done
         cluster, client = _cluster(2)
@@ -135,7 +161,9 @@ def main() -> int:
 
         out = tmp / "fault"
         try:
-            result, seconds, _, _ = _timed_run(tmp / "scans", out, model, 2, on_progress=kill_halfway, client=client)
+            result, seconds, _, _ = _timed_run(
+                tmp / "scans", out, model, 2, on_progress=kill_halfway, client=client
+            )
         finally:
             client.close()
             cluster.close()
@@ -144,14 +172,20 @@ def main() -> int:
         lost = args.n - len(done)
         twice = len(journal) - len(set(journal))
         temps = len(list(out.glob(".*.part")))
-        print(f"\nfault run (2 workers, worker pid {killed.get('pid')} killed after {killed.get('at')} scans): "
-              f"{len(done)} of {args.n} done in {seconds:.1f} s; scans lost {lost}; outputs written twice {twice}; "
-              f"temporary files left {temps}; journal lines {len(journal)} for {3 * args.n} outputs")
+        print(
+            f"\nfault run (2 workers, worker pid {killed.get('pid')} killed after {killed.get('at')} scans): "
+            f"{len(done)} of {args.n} done in {seconds:.1f} s; scans lost {lost}; outputs written twice {twice}; "
+            f"temporary files left {temps}; journal lines {len(journal)} for {3 * args.n} outputs"
+        )
 
         t0 = time.perf_counter()
-        rerun = batch.run([tmp / "scans"], out, model=model, fuse="wavelet", colour="material", log=None)
-        print(f"rerun of the finished run: {rerun.counts['skipped']} of {args.n} skipped in "
-              f"{time.perf_counter() - t0:.2f} s (no cluster started)")
+        rerun = batch.run(
+            [tmp / "scans"], out, model=model, fuse="wavelet", colour="material", log=None
+        )
+        print(
+            f"rerun of the finished run: {rerun.counts['skipped']} of {args.n} skipped in "
+            f"{time.perf_counter() - t0:.2f} s (no cluster started)"
+        )
         ok = not killed or (lost == 0 and twice == 0 and temps == 0)
     return 0 if ok else 1
 

@@ -61,9 +61,17 @@ COLOUR_SCHEMES = ("material",)
 LAZY_ABOVE_PX = 64 * 1024 * 1024
 _CHANNELS = ("low", "high", "image")
 MANIFEST_COLUMNS = [
-    "scan", "status", "outputs", "written", "seconds", "noise_fit",
+    "scan",
+    "status",
+    "outputs",
+    "written",
+    "seconds",
+    "noise_fit",
     *[f"{m}_{c}" for m in ("brisque", "noise", "psnr", "ssim") for c in _CHANNELS],
-    "reference", "error", "worker", "source",
+    "reference",
+    "error",
+    "worker",
+    "source",
 ]
 
 
@@ -159,11 +167,17 @@ def collect_scans(
         text = os.fspath(item)
         p = Path(text)
         if p.is_dir():
-            files.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in io.TIFF_SUFFIXES and f.is_file()))
+            files.extend(
+                sorted(
+                    f for f in p.iterdir() if f.suffix.lower() in io.TIFF_SUFFIXES and f.is_file()
+                )
+            )
         elif _has_glob(text) and not p.exists():
             matches = sorted(Path(m) for m in glob.glob(text) if Path(m).is_file())
             if not matches:
-                problems.append(_failed_row(text, [text], f"No file matches '{text}'; check the pattern."))
+                problems.append(
+                    _failed_row(text, [text], f"No file matches '{text}'; check the pattern.")
+                )
             files.extend(m for m in matches if m.suffix.lower() in io.TIFF_SUFFIXES)
         else:
             files.append(p)
@@ -252,7 +266,11 @@ def read_journal(out_dir: str | os.PathLike) -> list[dict]:
     if not path.exists():
         return []
     keys = ("time", "pid", "worker", "output", "batch_hash")
-    return [dict(zip(keys, line.rstrip("\n").split("\t"))) for line in path.read_text().splitlines() if line]
+    return [
+        dict(zip(keys, line.rstrip("\n").split("\t")))
+        for line in path.read_text().splitlines()
+        if line
+    ]
 
 
 # --------------------------------------------------------------------------- workers
@@ -287,8 +305,10 @@ def tensorflow_threads() -> tuple[int, int]:
     """(intra-op, inter-op) thread pool sizes TensorFlow uses in this process."""
     import tensorflow as tf
 
-    return (tf.config.threading.get_intra_op_parallelism_threads(),
-            tf.config.threading.get_inter_op_parallelism_threads())
+    return (
+        tf.config.threading.get_intra_op_parallelism_threads(),
+        tf.config.threading.get_inter_op_parallelism_threads(),
+    )
 
 
 def cached_model(model_path: str, model_sha256: str):
@@ -344,19 +364,33 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _failed_row(name: str, sources: Sequence, error: str) -> dict:
-    return {"scan": name, "status": "failed", "error": error, "source": ";".join(map(str, sources)),
-            "outputs": "", "written": ""}
+    return {
+        "scan": name,
+        "status": "failed",
+        "error": error,
+        "source": ";".join(map(str, sources)),
+        "outputs": "",
+        "written": "",
+    }
 
 
 def _history(scan: io.Scan, job: BatchJob, operation: str, **params) -> list[dict]:
-    step = io.history_entry(operation, **params, model=Path(job.model_path).name, model_sha256=job.model_sha256,
-                            batch_hash=job.batch_hash, batch_run=job.run_id)
+    step = io.history_entry(
+        operation,
+        **params,
+        model=Path(job.model_path).name,
+        model_sha256=job.model_sha256,
+        batch_hash=job.batch_hash,
+        batch_run=job.run_id,
+    )
     return list(scan.meta.get("history", [])) + [step]
 
 
 def _denoise_array(model, images: np.ndarray, job: BatchJob) -> np.ndarray:
     kwargs = {k: v for k, v in (("tile", job.tile), ("overlap", job.overlap)) if v is not None}
-    chunkable = hasattr(model, "_predict_fn") and hasattr(model, "_posterior")  # blind-spot / AMSSD Denoiser
+    chunkable = hasattr(model, "_predict_fn") and hasattr(
+        model, "_posterior"
+    )  # blind-spot / AMSSD Denoiser
     if images.shape[-1] * images.shape[-2] > job.lazy_above_px and chunkable:
         from .large_scan import denoise_chunked
 
@@ -364,13 +398,19 @@ def _denoise_array(model, images: np.ndarray, job: BatchJob) -> np.ndarray:
     return model.denoise(images, **kwargs)
 
 
-def process_scan(group: Sequence[str | os.PathLike], job: BatchJob, reference: Sequence[str] | None = None) -> dict:
+def process_scan(
+    group: Sequence[str | os.PathLike], job: BatchJob, reference: Sequence[str] | None = None
+) -> dict:
     """Denoise (and fuse, colour, score) one scan; returns its manifest row. Never raises
     for a bad scan: the row says ``failed`` and why, in one sentence."""
     t0 = time.perf_counter()
     group = [Path(p) for p in group]
     name = group_name(group)
-    row: dict[str, Any] = {"scan": name, "source": ";".join(map(str, group)), "worker": _worker_name()}
+    row: dict[str, Any] = {
+        "scan": name,
+        "source": ";".join(map(str, group)),
+        "worker": _worker_name(),
+    }
     outputs = job.outputs(name)
     row["outputs"] = ";".join(str(p) for p in outputs.values())
     written: list[str] = []
@@ -378,10 +418,14 @@ def process_scan(group: Sequence[str | os.PathLike], job: BatchJob, reference: S
         current = {kind: output_is_current(path, job) for kind, path in outputs.items()}
         # all outputs from this very run: a rerun of a scan whose worker died after writing
         this_run = all(current.values()) and all(
-            (stored_batch_info(p) or {}).get("run_id") == job.run_id for p in outputs.values())
+            (stored_batch_info(p) or {}).get("run_id") == job.run_id for p in outputs.values()
+        )
         if all(current.values()) and not job.score:
-            row.update(status="done" if this_run else "skipped", written="",
-                       seconds=round(time.perf_counter() - t0, 3))
+            row.update(
+                status="done" if this_run else "skipped",
+                written="",
+                seconds=round(time.perf_counter() - t0, 3),
+            )
             return row
         scan = io.read_group(group)
         needs_pair = job.fuse or job.colour
@@ -398,28 +442,52 @@ def process_scan(group: Sequence[str | os.PathLike], job: BatchJob, reference: S
             model = cached_model(job.model_path, job.model_sha256)
             images = scan.stack() if scan.is_dual else scan.images()
             if model.channels == 2 and not scan.is_dual:
-                raise ValueError(f"The model denoises dual-energy scans but '{name}' has one energy; "
-                                 "give the low/high pair or use a single-energy model.")
+                raise ValueError(
+                    f"The model denoises dual-energy scans but '{name}' has one energy; "
+                    "give the low/high pair or use a single-energy model."
+                )
             denoised = io.to_uint16(np.asarray(_denoise_array(model, images, job)))
             noise = getattr(model, "last_noise", None)
             row["noise_fit"] = json.dumps(io._jsonable(noise)) if noise else ""
             meta = getattr(model, "metadata", {})
-            io.write_tiff(outputs["denoised"], list(denoised), channel_names=names,
-                          history=_history(scan, job, "denoise", method=meta.get("method"), mode=meta.get("mode"),
-                                           tile=job.tile, overlap=job.overlap, noise=noise))
+            io.write_tiff(
+                outputs["denoised"],
+                list(denoised),
+                channel_names=names,
+                history=_history(
+                    scan,
+                    job,
+                    "denoise",
+                    method=meta.get("method"),
+                    mode=meta.get("mode"),
+                    tile=job.tile,
+                    overlap=job.overlap,
+                    noise=noise,
+                ),
+            )
             _journal(job, outputs["denoised"])
             written.append(outputs["denoised"].name)
         if job.fuse and not current["fused"]:
             fused, fuse_params = _fuse(job.fuse, denoised[0], denoised[1])
-            io.write_tiff(outputs["fused"], fused, channel_names=["fused"],
-                          history=_history(scan, job, f"{job.fuse} fusion of the denoised scan", **fuse_params))
+            io.write_tiff(
+                outputs["fused"],
+                fused,
+                channel_names=["fused"],
+                history=_history(
+                    scan, job, f"{job.fuse} fusion of the denoised scan", **fuse_params
+                ),
+            )
             _journal(job, outputs["fused"])
             written.append(outputs["fused"].name)
         if job.colour and not current["colour"]:
             from .colour import material_colour
 
             rgb = material_colour(denoised[0], denoised[1])
-            io.write_rgb(outputs["colour"], rgb, history=_history(scan, job, "material colour of the denoised scan"))
+            io.write_rgb(
+                outputs["colour"],
+                rgb,
+                history=_history(scan, job, "material colour of the denoised scan"),
+            )
             _journal(job, outputs["colour"])
             written.append(outputs["colour"].name)
         if job.score:
@@ -429,8 +497,12 @@ def process_scan(group: Sequence[str | os.PathLike], job: BatchJob, reference: S
         message = _first_line(exc)
         if not isinstance(exc, (ValueError, OSError)):
             message = f"{type(exc).__name__}: {message}"
-        row.update(status="failed", error=message, written=";".join(written),
-                   outputs=";".join(str(p) for p in outputs.values() if p.name in written or p.exists()))
+        row.update(
+            status="failed",
+            error=message,
+            written=";".join(written),
+            outputs=";".join(str(p) for p in outputs.values() if p.name in written or p.exists()),
+        )
     row["seconds"] = round(time.perf_counter() - t0, 3)
     return row
 
@@ -456,7 +528,9 @@ def _scores(denoised: np.ndarray, names: Sequence[str], reference: Sequence[str]
         ref_scan = io.read_group([Path(p) for p in reference])
         ref = ref_scan.stack() if ref_scan.is_dual else ref_scan.images()
         if ref.shape != denoised.shape:
-            out["reference"] = f"ignored: shape {ref.shape} differs from the scan's {denoised.shape}"
+            out["reference"] = (
+                f"ignored: shape {ref.shape} differs from the scan's {denoised.shape}"
+            )
             ref = None
         else:
             out["reference"] = ";".join(map(str, reference))
@@ -492,20 +566,31 @@ class Manifest:
         if row.get("status") == "skipped":  # keep the scores of the run that made the outputs
             old = self.previous.get(row["scan"], {})
             for key, value in old.items():
-                if key not in ("status", "written", "seconds", "worker", "error") and not row.get(key):
+                if key not in ("status", "written", "seconds", "worker", "error") and not row.get(
+                    key
+                ):
                     row[key] = value
         self.rows.append(row)
-        self._csv.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in MANIFEST_COLUMNS})
+        self._csv.writerow(
+            {k: ("" if row.get(k) is None else row.get(k)) for k in MANIFEST_COLUMNS}
+        )
         self._fh.flush()
         if time.monotonic() - self._json_written >= self._json_every_s:
             self.write_json()
 
     def summary(self) -> dict:
-        counts = {s: sum(r.get("status") == s for r in self.rows) for s in ("done", "skipped", "failed")}
+        counts = {
+            s: sum(r.get("status") == s for r in self.rows) for s in ("done", "skipped", "failed")
+        }
         return {"total": len(self.rows), **counts}
 
     def write_json(self, final: bool = False) -> None:
-        doc = {"run": self.run_info, "summary": self.summary(), "finished": final, "scans": self.rows}
+        doc = {
+            "run": self.run_info,
+            "summary": self.summary(),
+            "finished": final,
+            "scans": self.rows,
+        }
         text = json.dumps(io._jsonable(doc), indent=1)
         io.atomic_write(self.json_path, lambda tmp: tmp.write_text(text), suffix=".json")
         self._json_written = time.monotonic()
@@ -522,7 +607,9 @@ def _has_scores(row: dict) -> bool:
 def _previous_rows(path: Path) -> dict[str, dict]:
     try:
         doc = json.loads(path.read_text())
-        return {r["scan"]: r for r in doc.get("scans", []) if r.get("status") in ("done", "skipped")}
+        return {
+            r["scan"]: r for r in doc.get("scans", []) if r.get("status") in ("done", "skipped")
+        }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
@@ -573,7 +660,11 @@ def _local_cores() -> int:
 
 def _tf_threads_per_worker(client) -> int:
     """Cores per worker on the busiest host of the cluster (at least 1)."""
-    info = client.scheduler_info(n_workers=-1) if _accepts_n_workers(client) else client.scheduler_info()
+    info = (
+        client.scheduler_info(n_workers=-1)
+        if _accepts_n_workers(client)
+        else client.scheduler_info()
+    )
     workers = info.get("workers", {})
     if not workers:
         return 1
@@ -642,27 +733,50 @@ def run(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BatchError(f"Cannot create output folder '{out}' ({exc.strerror}); choose another folder.") from exc
+        raise BatchError(
+            f"Cannot create output folder '{out}' ({exc.strerror}); choose another folder."
+        ) from exc
     model_path = default_model_path() if str(model) == DEFAULT_MODEL else Path(model)
     if not model_path.is_file():
-        raise BatchError(f"Model file '{model_path}' does not exist; give a .keras file written by "
-                         "`xray-denoise train` or 'default'.")
+        raise BatchError(
+            f"Model file '{model_path}' does not exist; give a .keras file written by "
+            "`xray-denoise train` or 'default'."
+        )
     if not _looks_like_keras_file(model_path):
-        raise BatchError(f"'{model_path.name}' is not a .keras model file (not a zip archive with a Keras "
-                         "config); give a model written by `xray-denoise train` or 'default'.")
+        raise BatchError(
+            f"'{model_path.name}' is not a .keras model file (not a zip archive with a Keras "
+            "config); give a model written by `xray-denoise train` or 'default'."
+        )
     model_sha = file_sha256(model_path)
     params = {"tile": tile, "overlap": overlap, "fuse": fuse, "colour": colour}
-    job = BatchJob(out_dir=str(out.resolve()), model_path=str(model_path.resolve()), model_sha256=model_sha,
-                   batch_hash=batch_hash(model_sha, params), run_id=uuid.uuid4().hex[:12], force=force,
-                   score=score, lazy_above_px=int(lazy_above_px), **params)
+    job = BatchJob(
+        out_dir=str(out.resolve()),
+        model_path=str(model_path.resolve()),
+        model_sha256=model_sha,
+        batch_hash=batch_hash(model_sha, params),
+        run_id=uuid.uuid4().hex[:12],
+        force=force,
+        score=score,
+        lazy_above_px=int(lazy_above_px),
+        **params,
+    )
     groups, references, problems = collect_scans(inputs, out)
     if not groups and not problems:
         raise BatchError("No scans found; give folders of TIFF scans, globs or files.")
 
-    run_info = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "version": __version__,
-                "inputs": [os.fspath(i) for i in inputs], "out_dir": job.out_dir, "model": job.model_path,
-                "model_sha256": model_sha, "batch_hash": job.batch_hash, "run_id": job.run_id,
-                "parameters": params, "score": score, "force": force}
+    run_info = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "version": __version__,
+        "inputs": [os.fspath(i) for i in inputs],
+        "out_dir": job.out_dir,
+        "model": job.model_path,
+        "model_sha256": model_sha,
+        "batch_hash": job.batch_hash,
+        "run_id": job.run_id,
+        "parameters": params,
+        "score": score,
+        "force": force,
+    }
     manifest = Manifest(out, run_info)
     total = len(groups) + len(problems)
     counts = {"done": 0, "skipped": 0, "failed": 0}
@@ -676,7 +790,9 @@ def run(
         rate = counts["done"] / elapsed if elapsed > 0 else 0.0
         remaining = total - finished
         eta = remaining / rate if rate > 0 else None
-        tick = Progress(counts["done"], counts["skipped"], counts["failed"], total, elapsed, rate, eta, row)
+        tick = Progress(
+            counts["done"], counts["skipped"], counts["failed"], total, elapsed, rate, eta, row
+        )
         if bar is not None:
             bar.update(1)
             bar.set_postfix(done=counts["done"], skipped=counts["skipped"], failed=counts["failed"])
@@ -692,31 +808,68 @@ def run(
         for group in groups:
             name = group_name(group)
             if name in seen_names:
-                record(_failed_row(name, group, (
-                    f"Another scan is also named '{name}' ({seen_names[name][0]}), so both would write the same "
-                    "outputs; rename one or run the folders separately.")))
+                record(
+                    _failed_row(
+                        name,
+                        group,
+                        (
+                            f"Another scan is also named '{name}' ({seen_names[name][0]}), so both would write the same "
+                            "outputs; rename one or run the folders separately."
+                        ),
+                    )
+                )
                 continue
             seen_names[name] = group
             scored = not score or _has_scores(manifest.previous.get(name, {}))
-            if not force and scored and all(output_is_current(p, job) for p in job.outputs(name).values()):
-                record({"scan": name, "status": "skipped", "source": ";".join(map(str, group)), "written": "",
-                        "outputs": ";".join(str(p) for p in job.outputs(name).values()), "seconds": 0.0})
+            if (
+                not force
+                and scored
+                and all(output_is_current(p, job) for p in job.outputs(name).values())
+            ):
+                record(
+                    {
+                        "scan": name,
+                        "status": "skipped",
+                        "source": ";".join(map(str, group)),
+                        "written": "",
+                        "outputs": ";".join(str(p) for p in job.outputs(name).values()),
+                        "seconds": 0.0,
+                    }
+                )
                 continue
             todo.append((group, name))
         remove_orphan_temporaries(out, [name for _, name in todo])
         if todo:
-            dashboard_link = _run_on_cluster(todo, references, job, record, say, workers=workers,
-                                             scheduler=scheduler, client=client, cancel=cancel, dashboard=dashboard)
+            dashboard_link = _run_on_cluster(
+                todo,
+                references,
+                job,
+                record,
+                say,
+                workers=workers,
+                scheduler=scheduler,
+                client=client,
+                cancel=cancel,
+                dashboard=dashboard,
+            )
     finally:
         if bar is not None:
             bar.close()
         manifest.run_info["seconds"] = round(time.perf_counter() - t_start, 3)
         manifest.close()
     summary = manifest.summary()
-    say(f"{summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed of {summary['total']} "
-        f"scans in {time.perf_counter() - t_start:.1f} s; manifest: {manifest.csv_path}")
-    return BatchResult(manifest.rows, manifest.csv_path, manifest.json_path, time.perf_counter() - t_start,
-                       dashboard_link, summary)
+    say(
+        f"{summary['done']} done, {summary['skipped']} skipped, {summary['failed']} failed of {summary['total']} "
+        f"scans in {time.perf_counter() - t_start:.1f} s; manifest: {manifest.csv_path}"
+    )
+    return BatchResult(
+        manifest.rows,
+        manifest.csv_path,
+        manifest.json_path,
+        time.perf_counter() - t_start,
+        dashboard_link,
+        summary,
+    )
 
 
 def _looks_like_keras_file(path: Path) -> bool:
@@ -736,8 +889,9 @@ def _progress_bar(total: int):
     return tqdm(total=total, desc="batch", unit="scan", smoothing=0.1)
 
 
-def _run_on_cluster(todo, references, job: BatchJob, record, say, *, workers, scheduler, client, cancel,
-                    dashboard) -> str | None:
+def _run_on_cluster(
+    todo, references, job: BatchJob, record, say, *, workers, scheduler, client, cancel, dashboard
+) -> str | None:
     """Submit one task per scan and record results as they complete."""
     from distributed import Client, LocalCluster, as_completed
 
@@ -748,12 +902,18 @@ def _run_on_cluster(todo, references, job: BatchJob, record, say, *, workers, sc
             try:
                 client = Client(scheduler, timeout="30s")
             except OSError as exc:
-                raise BatchError(f"Cannot reach the dask scheduler at {scheduler} ({_first_line(exc)}); "
-                                 "check the address and that the scheduler runs.") from exc
+                raise BatchError(
+                    f"Cannot reach the dask scheduler at {scheduler} ({_first_line(exc)}); "
+                    "check the address and that the scheduler runs."
+                ) from exc
         else:
             n_workers = int(workers) if workers else _local_cores()
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0" if dashboard else None)
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0" if dashboard else None,
+            )
             client = Client(cluster)
     link = None
     try:
@@ -769,8 +929,14 @@ def _run_on_cluster(todo, references, job: BatchJob, record, say, *, workers, sc
         for i, (group, name) in enumerate(todo):
             ref = references.get(name)
             key = f"xray-denoise-{job.run_id}-{i}-{name}"
-            future = client.submit(process_scan, [str(p) for p in group], job,
-                                   [str(p) for p in ref] if ref else None, key=key, pure=False)
+            future = client.submit(
+                process_scan,
+                [str(p) for p in group],
+                job,
+                [str(p) for p in ref] if ref else None,
+                key=key,
+                pure=False,
+            )
             futures[future.key] = (future, group, name)
         pending = as_completed([f for f, _, _ in futures.values()], with_results=False)
         while not pending.is_empty():
@@ -804,6 +970,8 @@ def _run_on_cluster(todo, references, job: BatchJob, record, say, *, workers, sc
 
 def _lost_task_message(exc: BaseException | None) -> str:
     if exc is not None and type(exc).__name__ == "KilledWorker":
-        return ("Workers died every time they ran this scan (out of memory?); give workers more memory or "
-                "run the scan alone.")
+        return (
+            "Workers died every time they ran this scan (out of memory?); give workers more memory or "
+            "run the scan alone."
+        )
     return f"The task failed outside the scan code ({type(exc).__name__}: {_first_line(exc)})."

@@ -23,7 +23,9 @@ import numpy as np
 _LOCAL_MODES = ("poissongaussian", "poisson", "gaussian", "mse", "supervised")
 
 
-def _scan_noise_override(model, x01: np.ndarray, valid: np.ndarray) -> list[tuple[float, float] | None]:
+def _scan_noise_override(
+    model, x01: np.ndarray, valid: np.ndarray
+) -> list[tuple[float, float] | None]:
     """Per channel ``(a01, b01)`` of this scan's Poisson-Gaussian fit, as the in-memory path
     fits it (``Denoiser._scan_noise_variance``), or None where the fit fails."""
     from .noise import fit_poisson_gaussian
@@ -38,8 +40,13 @@ def _scan_noise_override(model, x01: np.ndarray, valid: np.ndarray) -> list[tupl
             fits.append(None)
             continue
         fits.append((fit.a / model.scale, max(fit.b, 0.0) / model.scale**2))
-        model.last_noise.append({"model": "affine, fitted on this scan", "a_counts": float(fit.a),
-                                 "b_counts": float(max(fit.b, 0.0))})
+        model.last_noise.append(
+            {
+                "model": "affine, fitted on this scan",
+                "a_counts": float(fit.a),
+                "b_counts": float(max(fit.b, 0.0)),
+            }
+        )
     return fits
 
 
@@ -77,14 +84,18 @@ def denoise_chunked(
     elif n_ch == model.channels:
         groups = [list(range(n_ch))]
     else:
-        raise ValueError(f"This model denoises {model.channels}-channel scans, got {n_ch} channel(s); "
-                         "pass a (C, Y, X) array with the channels it was trained on.")
+        raise ValueError(
+            f"This model denoises {model.channels}-channel scans, got {n_ch} channel(s); "
+            "pass a (C, Y, X) array with the channels it was trained on."
+        )
     meta = model.metadata
     tile = int(tile or meta.get("tile", 256))
     overlap = int(meta.get("overlap", 32) if overlap is None else overlap)
     if tile % 2 ** int(meta.get("levels", 0)):
-        raise ValueError(f"The tile size must be a multiple of {2 ** int(meta.get('levels', 0))} for this "
-                         f"model, got {tile}.")
+        raise ValueError(
+            f"The tile size must be a multiple of {2 ** int(meta.get('levels', 0))} for this "
+            f"model, got {tile}."
+        )
     batch_size = resolve_batch_size(batch_size)
     precision = resolve_precision(precision)
     saturated = saturated_mask(counts, saturation_levels(counts, meta.get("saturation", "auto")))
@@ -96,8 +107,15 @@ def denoise_chunked(
         x01 = np.ascontiguousarray((counts[chans] / model.scale).transpose(1, 2, 0))
         valid = ~saturated[chans].transpose(1, 2, 0)
         predict = model._predict_fn(tile, batch_size, c, precision)
-        raw = predict_tiled_lazy(x01, predict, tile=tile, overlap=overlap, batch_size=batch_size,
-                                 channels_out=3 * c, chunk_tiles=chunk_tiles)
+        raw = predict_tiled_lazy(
+            x01,
+            predict,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            channels_out=3 * c,
+            chunk_tiles=chunk_tiles,
+        )
         if not local:  # the posterior needs the whole network output
             with dask.config.set(scheduler="synchronous"):
                 raw_full = raw.compute()
@@ -128,11 +146,17 @@ def denoise_chunked(
             v_d = da.from_array(valid, chunks=chunks + ((c,),))
             x_hat = np.empty((*x01.shape[:2], c), np.float32)
             with dask.config.set(scheduler="synchronous"):
-                da.store(da.map_blocks(posterior, y_d, raw, v_d, dtype=np.float32, chunks=chunks + ((c,),)),
-                         x_hat, lock=False)
-            del model.last_noise[first:]  # _posterior recorded once per chunk: once per channel instead
+                da.store(
+                    da.map_blocks(
+                        posterior, y_d, raw, v_d, dtype=np.float32, chunks=chunks + ((c,),)
+                    ),
+                    x_hat,
+                    lock=False,
+                )
+            del model.last_noise[
+                first:
+            ]  # _posterior recorded once per chunk: once per channel instead
             model.last_noise.extend(records)
         out[chans] = x_hat.transpose(2, 0, 1) * model.scale
     out[saturated] = counts[saturated]
     return out[0] if squeeze else out
-

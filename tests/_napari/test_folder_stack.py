@@ -36,10 +36,17 @@ def test_equal_shape_folder_is_a_lazy_stack_per_energy(folder, monkeypatch):
     _folder_stack._read_cached.cache_clear()
     layers = _reader.get_reader(str(path))(str(path))
     assert len(reads) == 1  # only the first scan was read to open the folder
-    assert [kw["name"] for _, kw, _ in layers] == [f"{path.name} (3 scans) low", f"{path.name} (3 scans) high"]
+    assert [kw["name"] for _, kw, _ in layers] == [
+        f"{path.name} (3 scans) low",
+        f"{path.name} (3 scans) high",
+    ]
     for (data, kw, kind), channel in zip(layers, (0, 1), strict=True):
         assert kind == "image" and isinstance(data, da.Array) and data.shape == (3, 40, 56)
-        assert kw["metadata"]["lazy_stack"] and kw["metadata"]["scan_names"] == ["bag0", "bag1", "bag2"]
+        assert kw["metadata"]["lazy_stack"] and kw["metadata"]["scan_names"] == [
+            "bag0",
+            "bag1",
+            "bag2",
+        ]
         np.testing.assert_array_equal(np.asarray(data[2]), scans[2, channel])
     assert len(reads) == 2  # browsing to scan 2 read it once for both energies
 

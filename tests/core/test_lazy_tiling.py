@@ -18,14 +18,20 @@ def _net(batch: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("shape", "tile", "overlap", "batch_size", "chunk_tiles"),
-    [((300, 517, 2), 64, 16, 1, 2), ((1000, 700, 1), 128, 32, 4, 3), ((37, 200, 1), 32, 8, 2, 1),
-     ((64, 64, 1), 64, 16, 3, 1), ((5, 6, 1), 16, 4, 1, 1)],
+    [
+        ((300, 517, 2), 64, 16, 1, 2),
+        ((1000, 700, 1), 128, 32, 4, 3),
+        ((37, 200, 1), 32, 8, 2, 1),
+        ((64, 64, 1), 64, 16, 3, 1),
+        ((5, 6, 1), 16, 4, 1, 1),
+    ],
 )
 def test_lazy_equals_in_memory(shape, tile, overlap, batch_size, chunk_tiles, rng):
     image = rng.random(shape, dtype=np.float32)
     expected = predict_tiled(image, _net, tile=tile, overlap=overlap, batch_size=batch_size)
-    lazy = predict_tiled_lazy(image, _net, tile=tile, overlap=overlap, batch_size=batch_size,
-                              chunk_tiles=chunk_tiles)
+    lazy = predict_tiled_lazy(
+        image, _net, tile=tile, overlap=overlap, batch_size=batch_size, chunk_tiles=chunk_tiles
+    )
     assert lazy.shape == expected.shape and lazy.dtype == np.float32
     np.testing.assert_array_equal(lazy.compute(scheduler="synchronous"), expected)
 
@@ -38,8 +44,9 @@ def test_lazy_is_lazy_and_bounded_by_chunks(rng):
         calls.append(batch.shape[0])
         return _net(batch)
 
-    lazy = predict_tiled_lazy(image, counting_net, tile=128, overlap=32, batch_size=1, channels_out=2,
-                              chunk_tiles=2)
+    lazy = predict_tiled_lazy(
+        image, counting_net, tile=128, overlap=32, batch_size=1, channels_out=2, chunk_tiles=2
+    )
     assert calls == [] and lazy.npartitions > 20  # nothing ran yet; many chunks
     corner = lazy[:100, :100].compute(scheduler="synchronous")
     # one corner chunk needs only the tiles touching it (3x3 of them), not the 100 of the scan
@@ -73,10 +80,16 @@ def _tiny(**kw):
     return untrained_denoiser(2 if kw.get("joint") == "cross" else 1, TrainConfig(**cfg))
 
 
-@pytest.mark.parametrize(("mode", "joint", "noise"), [
-    ("poissongaussian", "separate", "auto"), ("poissongaussian", "separate", "stored"),
-    ("poissongaussian", "cross", "auto"), ("uncalib", "separate", "auto"), ("mse", "separate", "auto"),
-])
+@pytest.mark.parametrize(
+    ("mode", "joint", "noise"),
+    [
+        ("poissongaussian", "separate", "auto"),
+        ("poissongaussian", "separate", "stored"),
+        ("poissongaussian", "cross", "auto"),
+        ("uncalib", "separate", "auto"),
+        ("mse", "separate", "auto"),
+    ],
+)
 def test_chunked_denoise_equals_in_memory_denoise(scan, mode, joint, noise):
     from napari_xray_denoise.large_scan import denoise_chunked
 

@@ -32,20 +32,32 @@ def scans(tmp_path):
     folder = tmp_path / "scans"
     folder.mkdir()
     for i in range(3):
-        io.write_tiff(folder / f"bag{i}.tif", make_bag((96, 128), dose=2000, seed=i, n_objects=3).noisy)
+        io.write_tiff(
+            folder / f"bag{i}.tif", make_bag((96, 128), dose=2000, seed=i, n_objects=3).noisy
+        )
     return folder
 
 
-def test_folder_opens_lazy_and_denoises_through_the_batch_path(make_napari_viewer, qtbot, scans, tiny_model,
-                                                               tmp_path):
+def test_folder_opens_lazy_and_denoises_through_the_batch_path(
+    make_napari_viewer, qtbot, scans, tiny_model, tmp_path
+):
     import dask.array as da
 
     viewer = make_napari_viewer(show=True)
     viewer.open(str(scans), plugin="napari-xray-denoise")
-    assert [layer.name for layer in viewer.layers] == ["scans (3 scans) low", "scans (3 scans) high"]
-    assert isinstance(viewer.layers[0].data, da.Array) and viewer.layers[0].data.shape == (3, 96, 128)
+    assert [layer.name for layer in viewer.layers] == [
+        "scans (3 scans) low",
+        "scans (3 scans) high",
+    ]
+    assert isinstance(viewer.layers[0].data, da.Array) and viewer.layers[0].data.shape == (
+        3,
+        96,
+        128,
+    )
     viewer.dims.set_current_step(0, 2)  # browse to the last scan
-    np.testing.assert_array_equal(np.asarray(viewer.layers[1].data[2]), io.read_scan(scans / "bag2.tif").high)
+    np.testing.assert_array_equal(
+        np.asarray(viewer.layers[1].data[2]), io.read_scan(scans / "bag2.tif").high
+    )
 
     widget = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(widget)
@@ -62,6 +74,9 @@ def test_folder_opens_lazy_and_denoises_through_the_batch_path(make_napari_viewe
         pass
     assert panel.result is not None and panel.result.counts["done"] == 3, panel.status.value
     assert sorted(p.name for p in (tmp_path / "out").glob("*_fused.tif")) == [
-        "bag0_fused.tif", "bag1_fused.tif", "bag2_fused.tif"]
+        "bag0_fused.tif",
+        "bag1_fused.tif",
+        "bag2_fused.tif",
+    ]
     assert "3 done" in panel.status.value
     assert "tensorflow" not in sys.modules

@@ -43,20 +43,31 @@ def _read_cached(group: tuple[str, ...]) -> io.Scan:
     return io.read_group([Path(p) for p in group])
 
 
-def _read_channel(group: tuple[str, ...], channel: str, shape: tuple[int, int], dtype) -> np.ndarray:
+def _read_channel(
+    group: tuple[str, ...], channel: str, shape: tuple[int, int], dtype
+) -> np.ndarray:
     try:
         image = _read_cached(group).channels[channel]
         if image.shape != shape:
-            raise io.ScanReadError(f"'{Path(group[0]).name}' is {image.shape}, not {shape} like the others.")
+            raise io.ScanReadError(
+                f"'{Path(group[0]).name}' is {image.shape}, not {shape} like the others."
+            )
         return np.asarray(image, dtype=dtype)
     except (io.ScanReadError, KeyError) as exc:
-        message = str(exc) if isinstance(exc, io.ScanReadError) else (
-            f"'{Path(group[0]).name}' has no '{channel}' channel like the first scan of the folder.")
+        message = (
+            str(exc)
+            if isinstance(exc, io.ScanReadError)
+            else (
+                f"'{Path(group[0]).name}' has no '{channel}' channel like the first scan of the folder."
+            )
+        )
         warnings.warn(f"{message} Showing zeros for it.", stacklevel=2)
         return np.zeros(shape, dtype)
 
 
-def folder_stack_layers(folder: str | os.PathLike, *, min_scans: int = 2) -> list[tuple[Any, dict, str]] | None:
+def folder_stack_layers(
+    folder: str | os.PathLike, *, min_scans: int = 2
+) -> list[tuple[Any, dict, str]] | None:
     """Layer data of a lazy ``(n_scans, Y, X)`` stack per channel, or None when the folder's
     scans do not all have the first scan's layout (shape, dtype, files per scan) or there
     are fewer than ``min_scans``; the caller then opens them one by one."""
@@ -78,8 +89,14 @@ def folder_stack_layers(folder: str | os.PathLike, *, min_scans: int = 2) -> lis
     names = [io.pair_role(g[0])[0] if len(g) == 2 else Path(g[0]).stem for g in groups]
     layers = []
     for channel, image in first.channels.items():
-        planes = [da.from_delayed(dask.delayed(_read_channel)(g, channel, shape, image.dtype), shape=shape,
-                                  dtype=image.dtype) for g in groups]
+        planes = [
+            da.from_delayed(
+                dask.delayed(_read_channel)(g, channel, shape, image.dtype),
+                shape=shape,
+                dtype=image.dtype,
+            )
+            for g in groups
+        ]
         stack = da.stack(planes)
         meta = {
             "scan_name": folder.name,
@@ -93,7 +110,11 @@ def folder_stack_layers(folder: str | os.PathLike, *, min_scans: int = 2) -> lis
             "count_scale": 1.0,
             "history": [],
         }
-        kwargs = {"name": layer_name(f"{folder.name} ({len(groups)} scans)", channel), "colormap": "gray",
-                  "contrast_limits": contrast_limits(image), "metadata": meta}
+        kwargs = {
+            "name": layer_name(f"{folder.name} ({len(groups)} scans)", channel),
+            "colormap": "gray",
+            "contrast_limits": contrast_limits(image),
+            "metadata": meta,
+        }
         layers.append((stack, kwargs, "image"))
     return layers

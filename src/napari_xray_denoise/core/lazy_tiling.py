@@ -74,7 +74,9 @@ def predict_tiled_lazy(
     ys, pad_y, len_y = tile_starts(h, tile, overlap)
     xs, pad_x, len_x = tile_starts(w, tile, overlap)
     mode = "reflect" if min(h, w) > 1 else "edge"
-    rows = np.pad(np.arange(h), (pad_y, len_y - h - pad_y), mode=mode)  # numpy's own padding indices
+    rows = np.pad(
+        np.arange(h), (pad_y, len_y - h - pad_y), mode=mode
+    )  # numpy's own padding indices
     cols = np.pad(np.arange(w), (pad_x, len_x - w - pad_x), mode=mode)
     chunks_y = _grid_chunks(len(ys), stride, overlap, chunk_tiles)
     chunks_x = _grid_chunks(len(xs), stride, overlap, chunk_tiles)
@@ -94,8 +96,11 @@ def predict_tiled_lazy(
         cx0, cx1 = int(edges_x[ix]), int(edges_x[ix + 1])
         oy = cy0 - (depth if iy > 0 and len(chunks_y) > 1 else 0)  # block origin, padded coords
         ox = cx0 - (depth if ix > 0 and len(chunks_x) > 1 else 0)
-        positions = [(y0, x0) for y0 in _tiles_touching(cy0, cy1, stride, tile, len(ys))
-                     for x0 in _tiles_touching(cx0, cx1, stride, tile, len(xs))]
+        positions = [
+            (y0, x0)
+            for y0 in _tiles_touching(cy0, cy1, stride, tile, len(ys))
+            for x0 in _tiles_touching(cx0, cx1, stride, tile, len(xs))
+        ]
         out = np.zeros((cy1 - cy0, cx1 - cx0, channels_out), np.float32)
         weight_sum = np.zeros((cy1 - cy0, cx1 - cx0), np.float32)
         batch = np.zeros((batch_size, tile, tile, c_in), np.float32)
@@ -113,14 +118,22 @@ def predict_tiled_lazy(
                 ty0, ty1 = max(y0, cy0), min(y0 + tile, cy1)  # the tile's part inside this chunk
                 tx0, tx1 = max(x0, cx0), min(x0 + tile, cx1)
                 weighted = pred[i] * weight_2d[..., None]
-                out[ty0 - cy0 : ty1 - cy0, tx0 - cx0 : tx1 - cx0] += weighted[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0]
-                weight_sum[ty0 - cy0 : ty1 - cy0, tx0 - cx0 : tx1 - cx0] += weight_2d[ty0 - y0 : ty1 - y0,
-                                                                                      tx0 - x0 : tx1 - x0]
+                out[ty0 - cy0 : ty1 - cy0, tx0 - cx0 : tx1 - cx0] += weighted[
+                    ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0
+                ]
+                weight_sum[ty0 - cy0 : ty1 - cy0, tx0 - cx0 : tx1 - cx0] += weight_2d[
+                    ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0
+                ]
         out /= np.maximum(weight_sum, 1e-12)[..., None]
         return out
 
     stitched = padded.map_overlap(
-        run_chunk, depth={0: depth, 1: depth, 2: 0}, boundary="none", trim=False,
-        chunks=(chunks_y, chunks_x, (channels_out,)), dtype=np.float32, meta=np.empty((0, 0, 0), np.float32),
+        run_chunk,
+        depth={0: depth, 1: depth, 2: 0},
+        boundary="none",
+        trim=False,
+        chunks=(chunks_y, chunks_x, (channels_out,)),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), np.float32),
     )
     return stitched[pad_y : pad_y + h, pad_x : pad_x + w]

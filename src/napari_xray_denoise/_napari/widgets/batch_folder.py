@@ -29,17 +29,32 @@ class BatchFolderControls(Container):
         self._cancel = threading.Event()
         self._pbar = None
         self.result = None
-        self.folder = FileEdit(mode="d", label="folder", tooltip="a folder of scans (low/high pairs or dual TIFFs)")
+        self.folder = FileEdit(
+            mode="d", label="folder", tooltip="a folder of scans (low/high pairs or dual TIFFs)"
+        )
         self.out_folder = FileEdit(mode="d", label="output folder")
-        self.fuse = ComboBox(choices=[NO_FUSION, "wavelet", "spatial"], value=NO_FUSION, label="fuse")
+        self.fuse = ComboBox(
+            choices=[NO_FUSION, "wavelet", "spatial"], value=NO_FUSION, label="fuse"
+        )
         self.colour = CheckBox(value=False, text="material colour PNG")
         self.score = CheckBox(value=False, text="score (BRISQUE, noise, PSNR/SSIM)")
         self.workers = SpinBox(value=0, min=0, max=256, label="workers", tooltip="0: one per core")
         self.run_button = PushButton(text="Denoise folder")
         self.cancel_button = PushButton(text="Cancel folder", enabled=False)
         self.status = Label(value="")
-        self.extend([self.folder, self.out_folder, self.fuse, self.colour, self.score, self.workers,
-                     self.run_button, self.cancel_button, self.status])
+        self.extend(
+            [
+                self.folder,
+                self.out_folder,
+                self.fuse,
+                self.colour,
+                self.score,
+                self.workers,
+                self.run_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
 
@@ -55,7 +70,9 @@ class BatchFolderControls(Container):
         try:
             model = self._model_path()
             if model == "bm3d":
-                raise ValueError("Folders run through a neural model; choose the default model or a .keras file.")
+                raise ValueError(
+                    "Folders run through a neural model; choose the default model or a .keras file."
+                )
             folder, out = Path(self.folder.value), Path(self.out_folder.value)
             if not folder.is_dir():
                 raise ValueError("Choose the folder of scans to denoise.")
@@ -68,9 +85,13 @@ class BatchFolderControls(Container):
         except ValueError as exc:
             notify_error(exc)
             return None
-        options = {"model": model, "fuse": None if self.fuse.value == NO_FUSION else self.fuse.value,
-                   "colour": "material" if self.colour.value else None, "score": bool(self.score.value),
-                   "workers": self.workers.value or None}
+        options = {
+            "model": model,
+            "fuse": None if self.fuse.value == NO_FUSION else self.fuse.value,
+            "colour": "material" if self.colour.value else None,
+            "score": bool(self.score.value),
+            "workers": self.workers.value or None,
+        }
         self._cancel.clear()
 
         @thread_worker(start_thread=False, ignore_errors=True)
@@ -80,8 +101,14 @@ class BatchFolderControls(Container):
 
             def target():
                 try:
-                    outcome["result"] = batch.run([folder], out, on_progress=messages.put, log=messages.put,
-                                                  cancel=self._cancel, **options)
+                    outcome["result"] = batch.run(
+                        [folder],
+                        out,
+                        on_progress=messages.put,
+                        log=messages.put,
+                        cancel=self._cancel,
+                        **options,
+                    )
                 except Exception as exc:  # reported as one sentence on the GUI thread
                     outcome["error"] = exc
                 finally:
@@ -119,17 +146,23 @@ class BatchFolderControls(Container):
             self._pbar.set_description(f"Denoising folder: {item.done} done, {item.failed} failed")
             self._pbar.refresh()
         eta = f", about {item.eta_s:.0f} s left" if item.eta_s is not None else ""
-        self.status.value = (f"{item.finished}/{item.total}: {item.done} done, {item.skipped} skipped, "
-                             f"{item.failed} failed, {item.per_second * 60:.1f} scans/min{eta}")
+        self.status.value = (
+            f"{item.finished}/{item.total}: {item.done} done, {item.skipped} skipped, "
+            f"{item.failed} failed, {item.per_second * 60:.1f} scans/min{eta}"
+        )
 
     @while_alive
     def _on_done(self, result):
         self.result = result
         c = result.counts
-        self.status.value = (f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed; "
-                             f"manifest: {result.manifest_csv}")
+        self.status.value = (
+            f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed; "
+            f"manifest: {result.manifest_csv}"
+        )
         if c["failed"]:
-            notify_error(f"{c['failed']} scan(s) failed; the manifest ({result.manifest_csv.name}) says why.")
+            notify_error(
+                f"{c['failed']} scan(s) failed; the manifest ({result.manifest_csv.name}) says why."
+            )
         else:
             notify_info(f"Folder denoised: {c['done']} done, {c['skipped']} already up to date.")
 
