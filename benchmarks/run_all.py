@@ -17,6 +17,7 @@ RUNS = [
     ["bench_fusion.py"],
     ["bench_blindspot_speed.py"],
     ["bench_model_speed.py"],
+    ["bench_batch.py"],
     ["baselines.py"],
     ["bench_denoise.py", "--model", f"shipped={MODEL}", "--train", "cross", "supervised-single",
      "supervised-joint", "--train-minutes", "20"],

@@ -377,6 +377,23 @@ def bm3d_denoise_scan(images, physics: dict, bar, records: list):
     return bm3d_denoise(images, on_progress=bar, records=records, **physics)
 
 
+def cmd_batch(args) -> int:
+    """Whole folders on a dask cluster; exit status = number of failed scans (at most 100)."""
+    from .batch import BatchError, run
+
+    try:
+        result = run(args.inputs, args.output, model=args.model, fuse=args.fuse, colour=args.colour,
+                     score=args.score, workers=args.workers, scheduler=args.scheduler, force=args.force,
+                     tile=args.tile, overlap=args.overlap, progress_bar=not args.quiet,
+                     log=lambda msg: print(msg, file=sys.stderr))
+    except BatchError as exc:
+        raise CliError(str(exc)) from exc
+    for row in result.rows:
+        if row["status"] == "failed":
+            print(f"failed: {row['scan']}: {row.get('error')}", file=sys.stderr)
+    return min(result.failed, 100)
+
+
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
@@ -501,6 +518,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smooth", type=float, default=0.0, help="Gaussian sigma (px) before material classification")
     p.add_argument("--white-level", type=float, default=None, help="air level in counts (default: estimated)")
     p.set_defaults(func=cmd_colour)
+
+    p = sub.add_parser("batch", help="denoise (fuse, colour, score) whole folders on a dask cluster, resumable")
+    p.add_argument("inputs", nargs="+", help="folders, globs (quoted) or TIFF files; <name>_clean scans are references")
+    p.add_argument("-o", "--output", required=True, help="output folder (outputs, manifest.csv/json, journal)")
+    p.add_argument("--model", default="default", help=".keras model file, or 'default' (the shipped model)")
+    p.add_argument("--fuse", choices=["wavelet", "spatial"], default=None, help="also fuse the denoised energies")
+    p.add_argument("--colour", "--color", choices=["material"], default=None,
+                   help="also write a material-coloured PNG of the denoised scan")
+    p.add_argument("--score", action="store_true", help="BRISQUE, flat-region noise, PSNR/SSIM beside a reference")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    p.add_argument("--scheduler", default=None, help="use a running dask cluster, e.g. tcp://host:8786")
+    p.add_argument("--force", action="store_true", help="redo scans whose outputs are already up to date")
+    p.add_argument("--tile", type=int, default=None, help="tile side (default: the model's)")
+    p.add_argument("--overlap", type=int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("demo", help="the main job on the shipped sample bags, outputs under --out")
     p.add_argument("--out", default="outputs")

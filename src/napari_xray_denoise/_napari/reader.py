@@ -34,10 +34,18 @@ def get_reader(path: str | Sequence[str]):
 def read_paths(path: str | Sequence[str]):
     """Layer data for every scan in ``path`` (file, list of files, or folder).
 
+    A folder of scans that all have the same shape opens as lazy stacks (``folder_stack``).
+
     A low/high pair already open in the current viewer is not added twice (napari
     calls the reader once per selected file).
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if len(paths) == 1 and Path(paths[0]).is_dir():  # equal-shape scans: one lazy stack per energy
+        from .folder_stack import folder_stack_layers
+
+        stack = folder_stack_layers(paths[0])
+        if stack:
+            return stack
     layers = []
     errors = []
     open_sources = _sources_open_in_viewer()

@@ -3,6 +3,7 @@
 Runs in the compute worker process, with a progress bar and Cancel. Results are new
 layers named after their source (``<layer> denoised``) carrying the model and noise
 parameters in their metadata. Compare shows source and result side by side (grid).
+"Denoise folder" sends a whole folder to the batch path (``batch.run``, dask workers).
 """
 
 from pathlib import Path
@@ -25,6 +26,7 @@ from ._common import (
     show_image,
     while_alive,
 )
+from .batch_folder import BatchFolderControls
 
 FROM_FILE = "from file..."
 DEFAULT_MODEL = "default model (shipped)"
@@ -62,6 +64,8 @@ class DenoiseWidget(JobWidgetMixin, Container):
         self.status = Label(value="")
         self.extend([self.model, self.model_file, self.scan, self.tile, self.overlap, self.run_button,
                      self.cancel_button, self.bar, self.status, self.compare_button])
+        self.folder_batch = BatchFolderControls(self.model_path)  # a whole folder: the batch path
+        self.append(self.folder_batch)
         self.model.changed.connect(self._on_model)
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
