@@ -50,7 +50,18 @@ from napari_xray_denoise.phantom import make_bag  # noqa: E402
 
 RESULTS = ROOT / "docs" / "bench_default.json"
 BLINDSPOT = ROOT / "src" / "napari_xray_denoise" / "data" / "models" / "blindspot_phantom.keras"
-PHOTOS = ("camera", "astronaut", "coffee", "rocket", "coins", "moon", "brick", "gravel", "clock", "cell")
+PHOTOS = (
+    "camera",
+    "astronaut",
+    "coffee",
+    "rocket",
+    "coins",
+    "moon",
+    "brick",
+    "gravel",
+    "clock",
+    "cell",
+)
 PHOTO_DOSES = ((1000.0, 65535.0), (8000.0, 4095.0))
 
 
@@ -80,19 +91,35 @@ def photo_scans():
         for dose, code in PHOTO_DOSES:
             noisy, clean = [], []
             for c, high_ratio in enumerate((1.0, 0.28)):
-                s = synth.scan_transmission(trans[c] * streaks[c][None, :], rng, dose=dose * high_ratio,
-                                            code_max=code, white_fraction=0.92, read_std_fraction=4e-4)
+                s = synth.scan_transmission(
+                    trans[c] * streaks[c][None, :],
+                    rng,
+                    dose=dose * high_ratio,
+                    code_max=code,
+                    white_fraction=0.92,
+                    read_std_fraction=4e-4,
+                )
                 noisy.append(s.noisy)
                 clean.append(s.clean)
-            out.append((f"{name} dose {dose:g} ({int(np.log2(code + 1))}-bit)", np.stack(noisy),
-                        np.stack(clean), code))
+            out.append(
+                (
+                    f"{name} dose {dose:g} ({int(np.log2(code + 1))}-bit)",
+                    np.stack(noisy),
+                    np.stack(clean),
+                    code,
+                )
+            )
     return out
 
 
 def phantom_scans():
-    return [(f"bag dose {d:g}", b.noisy.astype(np.float64), b.clean, 65535.0)
-            for d, b in ((d, make_bag((480, 800), dose=d, seed=900 + i))
-                         for i, d in enumerate((500.0, 2000.0, 8000.0)))]
+    return [
+        (f"bag dose {d:g}", b.noisy.astype(np.float64), b.clean, 65535.0)
+        for d, b in (
+            (d, make_bag((480, 800), dose=d, seed=900 + i))
+            for i, d in enumerate((500.0, 2000.0, 8000.0))
+        )
+    ]
 
 
 def sample_scans():
@@ -101,8 +128,14 @@ def sample_scans():
     out = []
     for key in SAMPLES:
         noisy_path, clean_path = sample_paths(key)
-        out.append((key, io.read_scan(noisy_path).stack().astype(np.float64),
-                    io.read_scan(clean_path).stack().astype(np.float64), 65535.0))
+        out.append(
+            (
+                key,
+                io.read_scan(noisy_path).stack().astype(np.float64),
+                io.read_scan(clean_path).stack().astype(np.float64),
+                65535.0,
+            )
+        )
     return out
 
 
@@ -123,15 +156,24 @@ def save_results(results: dict) -> None:
 def _scores(method: str, set_name: str, scan: str, out, clean, code) -> list[dict]:
     rows = []
     for c in range(out.shape[0]):
-        rows.append({"set": set_name, "scan": scan, "channel": ("low", "high")[c], "method": method,
-                     "psnr": metrics.psnr(np.asarray(out[c], np.float64), clean[c], data_range=code),
-                     "ssim": metrics.ssim(np.asarray(out[c], np.float64), clean[c], data_range=code)})
+        rows.append(
+            {
+                "set": set_name,
+                "scan": scan,
+                "channel": ("low", "high")[c],
+                "method": method,
+                "psnr": metrics.psnr(np.asarray(out[c], np.float64), clean[c], data_range=code),
+                "ssim": metrics.ssim(np.asarray(out[c], np.float64), clean[c], data_range=code),
+            }
+        )
     return rows
 
 
 def _replace_rows(results: dict, rows: list[dict]) -> None:
     keys = {(r["set"], r["scan"], r["channel"], r["method"]) for r in rows}
-    results["rows"] = [r for r in results["rows"] if (r["set"], r["scan"], r["channel"], r["method"]) not in keys]
+    results["rows"] = [
+        r for r in results["rows"] if (r["set"], r["scan"], r["channel"], r["method"]) not in keys
+    ]
     results["rows"].extend(rows)
 
 
@@ -147,8 +189,11 @@ def stage_bm3d(results: dict, sets) -> None:
             rows += _scores("noisy", set_name, name, noisy, clean, code)
             _replace_rows(results, rows)
             save_results(results)
-            print(f"bm3d {set_name} {name}: {[round(r['psnr'], 2) for r in rows[:2]]} "
-                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"bm3d {set_name} {name}: {[round(r['psnr'], 2) for r in rows[:2]]} "
+                f"({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
 
 
 def stage_models(results: dict, sets, finetune_minutes: float) -> None:
@@ -163,23 +208,45 @@ def stage_models(results: dict, sets, finetune_minutes: float) -> None:
         tuned = None
         if finetune_minutes > 0:
             t0 = time.perf_counter()
-            ft = finetune_singlepass(default, [s[1] for s in scans], FinetuneConfig(minutes=finetune_minutes))
+            ft = finetune_singlepass(
+                default, [s[1] for s in scans], FinetuneConfig(minutes=finetune_minutes)
+            )
             tuned = ft.denoiser
             results["runs"][f"finetune_{set_name}"] = {
-                "minutes": finetune_minutes, "steps": ft.steps, "seconds": round(time.perf_counter() - t0, 1),
-                "kept_start": ft.kept_start, "val_loss_start": ft.val_loss_start, "val_loss_best": ft.val_loss_best}
-            print(f"fine-tuned on {set_name}: {results['runs'][f'finetune_{set_name}']}", flush=True)
+                "minutes": finetune_minutes,
+                "steps": ft.steps,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "kept_start": ft.kept_start,
+                "val_loss_start": ft.val_loss_start,
+                "val_loss_best": ft.val_loss_best,
+            }
+            print(
+                f"fine-tuned on {set_name}: {results['runs'][f'finetune_{set_name}']}", flush=True
+            )
         for name, noisy, clean, code in scans:
             rows = _scores("default", set_name, name, default.denoise(noisy), clean, code)
             if tuned is not None:
-                rows += _scores(f"default + {finetune_minutes:g} min fine-tune", set_name, name,
-                                tuned.denoise(noisy), clean, code)
+                rows += _scores(
+                    f"default + {finetune_minutes:g} min fine-tune",
+                    set_name,
+                    name,
+                    tuned.denoise(noisy),
+                    clean,
+                    code,
+                )
             if blind is not None:
-                rows += _scores("blind-spot (shipped before)", set_name, name, blind.denoise(noisy), clean, code)
+                rows += _scores(
+                    "blind-spot (shipped before)", set_name, name, blind.denoise(noisy), clean, code
+                )
             _replace_rows(results, rows)
             save_results(results)
-            print(f"models {set_name} {name}: " + ", ".join(f"{r['method']} {r['psnr']:.2f}" for r in rows
-                                                            if r["channel"] == "low"), flush=True)
+            print(
+                f"models {set_name} {name}: "
+                + ", ".join(
+                    f"{r['method']} {r['psnr']:.2f}" for r in rows if r["channel"] == "low"
+                ),
+                flush=True,
+            )
 
 
 def stage_speed(results: dict) -> None:
@@ -197,9 +264,15 @@ def stage_speed(results: dict) -> None:
     t0 = time.perf_counter()
     bm3d_denoise(bag.noisy)
     t_bm3d = time.perf_counter() - t0
-    results["runs"]["speed"] = {"default_s": min(times), "default_all_s": times, "bm3d_s": t_bm3d,
-                                "ratio": t_bm3d / min(times), "shape": "2x640x1000", "machine": machine(),
-                                "date": time.strftime("%Y-%m-%d")}
+    results["runs"]["speed"] = {
+        "default_s": min(times),
+        "default_all_s": times,
+        "bm3d_s": t_bm3d,
+        "ratio": t_bm3d / min(times),
+        "shape": "2x640x1000",
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     print(results["runs"]["speed"], flush=True)
 
 
@@ -214,19 +287,32 @@ def _rss_child(shape: str) -> None:
         scan = make_bag(dims[1:], dose=2000.0, seed=991).noisy
     else:
         t = synth.random_scene((512, 512), rng)
-        scan = synth.scan_transmission(np.tile(t, (dims[0] // 512, dims[1] // 512)), rng, dose=2000.0).noisy
+        scan = synth.scan_transmission(
+            np.tile(t, (dims[0] // 512, dims[1] // 512)), rng, dose=2000.0
+        ).noisy
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     model.denoise(scan.astype(np.uint16))
-    print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "before_mb": base, "seconds": time.perf_counter() - t0}))
+    print(
+        json.dumps(
+            {
+                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "before_mb": base,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+    )
 
 
 def stage_memory(results: dict) -> None:
     out = {}
     for shape in ("2x640x1000", "4096x4096"):
-        proc = subprocess.run([sys.executable, __file__, "--rss-child", shape], capture_output=True, text=True,
-                              check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--rss-child", shape],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         out[shape] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(shape, out[shape], flush=True)
     results["runs"]["memory"] = out
@@ -236,8 +322,11 @@ def stage_memory(results: dict) -> None:
 def report(results: dict) -> str:
     rows = results["rows"]
     lines = []
-    methods = ["noisy", "bm3d+gat", "default"] + sorted({r["method"] for r in rows if "fine-tune" in r["method"]}) \
+    methods = (
+        ["noisy", "bm3d+gat", "default"]
+        + sorted({r["method"] for r in rows if "fine-tune" in r["method"]})
         + ["blind-spot (shipped before)"]
+    )
     for set_name in SETS:
         sel = [r for r in rows if r["set"] == set_name]
         if not sel:
@@ -250,27 +339,51 @@ def report(results: dict) -> str:
         for scan in dict.fromkeys(r["scan"] for r in sel):
             for ch in ("low", "high"):
                 cell = {r["method"]: r for r in sel if r["scan"] == scan and r["channel"] == ch}
-                vals = [f"{cell[m]['psnr']:.2f} / {cell[m]['ssim']:.3f}" if m in cell else "-" for m in present]
-                margin = cell["default"]["psnr"] - cell["bm3d+gat"]["psnr"] if {"default", "bm3d+gat"} <= set(cell) else None
+                vals = [
+                    f"{cell[m]['psnr']:.2f} / {cell[m]['ssim']:.3f}" if m in cell else "-"
+                    for m in present
+                ]
+                margin = (
+                    cell["default"]["psnr"] - cell["bm3d+gat"]["psnr"]
+                    if {"default", "bm3d+gat"} <= set(cell)
+                    else None
+                )
                 if margin is not None:
                     margins.append(margin)
-                lines.append(f"| {scan} | {ch} | " + " | ".join(vals) + f" | {'-' if margin is None else f'{margin:+.2f}'} |")
+                lines.append(
+                    f"| {scan} | {ch} | "
+                    + " | ".join(vals)
+                    + f" | {'-' if margin is None else f'{margin:+.2f}'} |"
+                )
         if margins:
-            lines.append(f"\nDefault model minus BM3D + GAT: median {np.median(margins):+.2f} dB, "
-                         f"worst {min(margins):+.2f} dB, best {max(margins):+.2f} dB over {len(margins)} channels.")
+            lines.append(
+                f"\nDefault model minus BM3D + GAT: median {np.median(margins):+.2f} dB, "
+                f"worst {min(margins):+.2f} dB, best {max(margins):+.2f} dB over {len(margins)} channels."
+            )
         for m in present:
             if "fine-tune" in m:
-                gains = [a["psnr"] - b["psnr"] for a in sel if a["method"] == m
-                         for b in sel if b["method"] == "default" and b["scan"] == a["scan"] and b["channel"] == a["channel"]]
+                gains = [
+                    a["psnr"] - b["psnr"]
+                    for a in sel
+                    if a["method"] == m
+                    for b in sel
+                    if b["method"] == "default"
+                    and b["scan"] == a["scan"]
+                    and b["channel"] == a["channel"]
+                ]
                 if gains:
-                    lines.append(f"Fine-tuning gain over the default model: median {np.median(gains):+.2f} dB, "
-                                 f"worst {min(gains):+.2f} dB.")
+                    lines.append(
+                        f"Fine-tuning gain over the default model: median {np.median(gains):+.2f} dB, "
+                        f"worst {min(gains):+.2f} dB."
+                    )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stage", nargs="*", default=[], choices=["bm3d", "models", "speed", "memory"])
+    parser.add_argument(
+        "--stage", nargs="*", default=[], choices=["bm3d", "models", "speed", "memory"]
+    )
     parser.add_argument("--sets", nargs="*", default=list(SETS), choices=list(SETS))
     parser.add_argument("--finetune-minutes", type=float, default=10.0)
     parser.add_argument("--report", action="store_true")

@@ -47,14 +47,22 @@ SHAPE = (480, 800)
 
 
 def test_bags() -> dict[str, object]:
-    return {name: make_bag(SHAPE, dose=dose, seed=900 + i) for i, (name, dose) in enumerate(DOSES.items())}
+    return {
+        name: make_bag(SHAPE, dose=dose, seed=900 + i)
+        for i, (name, dose) in enumerate(DOSES.items())
+    }
 
 
 VARIANTS = ("single", "blind", "cross", "amssd", "supervised-single", "supervised-joint")
 
 
-def train_variant(variant: str, minutes: float, lr_schedule: str = "cosine", lr: float = 1e-3,
-                  noise_per_scan: bool = True):
+def train_variant(
+    variant: str,
+    minutes: float,
+    lr_schedule: str = "cosine",
+    lr: float = 1e-3,
+    noise_per_scan: bool = True,
+):
     from train_shipped_model import training_phantoms
 
     phantoms = training_phantoms(12)
@@ -64,10 +72,23 @@ def train_variant(variant: str, minutes: float, lr_schedule: str = "cosine", lr:
     if variant == "amssd":
         return train("amssd", scans, {"steps": 100_000, "minutes": minutes})
     supervised = variant.startswith("supervised")
-    joint = {"single": "separate", "blind": "blind", "cross": "cross", "supervised-single": "separate",
-             "supervised-joint": "blind"}[variant]
-    config = {"joint": joint, "steps": 1_000_000, "val_every": 100, "minutes": minutes, "lr_schedule": lr_schedule,
-              "learning_rate": lr, "early_stop_patience": 1_000, "noise_per_scan": noise_per_scan}
+    joint = {
+        "single": "separate",
+        "blind": "blind",
+        "cross": "cross",
+        "supervised-single": "separate",
+        "supervised-joint": "blind",
+    }[variant]
+    config = {
+        "joint": joint,
+        "steps": 1_000_000,
+        "val_every": 100,
+        "minutes": minutes,
+        "lr_schedule": lr_schedule,
+        "learning_rate": lr,
+        "early_stop_patience": 1_000,
+        "noise_per_scan": noise_per_scan,
+    }
     if supervised:
         return train("supervised", scans, config, clean=[p.clean for p in phantoms])
     return train("poissongaussian", scans, config)
@@ -80,18 +101,31 @@ def bm3d_denoise(noisy: np.ndarray) -> np.ndarray:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--train", nargs="*", default=[], choices=VARIANTS)
     parser.add_argument("--train-minutes", type=float, nargs="+", default=[5.0])
     parser.add_argument("--lr-schedule", default="cosine", choices=["cosine", "plateau"])
-    parser.add_argument("--noise", default="per-scan", choices=["per-scan", "shared"],
-                        help="blind-spot training noise law: fitted on each training scan, or one learnt for all")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak (cosine) or initial (plateau) learning rate")
-    parser.add_argument("--save-trained", default=None, help="folder to keep the models trained here")
+    parser.add_argument(
+        "--noise",
+        default="per-scan",
+        choices=["per-scan", "shared"],
+        help="blind-spot training noise law: fitted on each training scan, or one learnt for all",
+    )
+    parser.add_argument(
+        "--lr", type=float, default=1e-3, help="peak (cosine) or initial (plateau) learning rate"
+    )
+    parser.add_argument(
+        "--save-trained", default=None, help="folder to keep the models trained here"
+    )
     parser.add_argument("--no-bm3d", action="store_true")
-    parser.add_argument("--targets", action="store_true",
-                        help="also score the AMSSD pseudo-targets alone (each default scale)")
+    parser.add_argument(
+        "--targets",
+        action="store_true",
+        help="also score the AMSSD pseudo-targets alone (each default scale)",
+    )
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
 
@@ -103,8 +137,9 @@ def main() -> int:
         from napari_xray_denoise.targets import DEFAULT_SCALES, blurred_version
 
         for factor, a in DEFAULT_SCALES:
-            methods[f"AMSSD target alone (x{factor}, a={a:g})"] = (
-                lambda x, f=factor, a=a: blurred_version(x.astype(np.float64), f, a))
+            methods[f"AMSSD target alone (x{factor}, a={a:g})"] = lambda x, f=factor, a=a: (
+                blurred_version(x.astype(np.float64), f, a)
+            )
     for spec in args.model:
         name, path = spec.split("=", 1)
         from napari_xray_denoise.core import load_model
@@ -114,7 +149,9 @@ def main() -> int:
     for variant in args.train:
         for budget in args.train_minutes:
             t0 = time.monotonic()
-            model = train_variant(variant, budget, args.lr_schedule, args.lr, args.noise == "per-scan")
+            model = train_variant(
+                variant, budget, args.lr_schedule, args.lr, args.noise == "per-scan"
+            )
             minutes = (time.monotonic() - t0) / 60
             steps = model.metadata.get("training", {}).get("steps")
             sched = "" if variant == "amssd" else f", {args.lr_schedule} lr {args.lr:g}"
@@ -135,14 +172,30 @@ def main() -> int:
             seconds = time.perf_counter() - t0
             p = metrics.psnr(out, bag.clean)
             s = metrics.ssim(out, bag.clean)
-            rows.append({"method": method, "dose": dose, "psnr_low": float(p[0]), "psnr_high": float(p[1]),
-                         "ssim_low": float(s[0]), "ssim_high": float(s[1]), "seconds": seconds})
+            rows.append(
+                {
+                    "method": method,
+                    "dose": dose,
+                    "psnr_low": float(p[0]),
+                    "psnr_high": float(p[1]),
+                    "ssim_low": float(s[0]),
+                    "ssim_high": float(s[1]),
+                    "seconds": seconds,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
 
     print(f"\n# denoising quality, {time.strftime('%Y-%m-%d %H:%M')}, {machine()}")
-    print(f"test bags {SHAPE[0]}x{SHAPE[1]}, scene seeds 900-902; PSNR in dB (data range 65535), low / high\n")
-    print("| method | " + " | ".join(f"{d} dose PSNR" for d in DOSES) + " | " + " | ".join(
-        f"{d} SSIM" for d in DOSES) + " | s per bag |")
+    print(
+        f"test bags {SHAPE[0]}x{SHAPE[1]}, scene seeds 900-902; PSNR in dB (data range 65535), low / high\n"
+    )
+    print(
+        "| method | "
+        + " | ".join(f"{d} dose PSNR" for d in DOSES)
+        + " | "
+        + " | ".join(f"{d} SSIM" for d in DOSES)
+        + " | s per bag |"
+    )
     print("|---|" + "---:|" * (2 * len(DOSES) + 1))
     for method in methods:
         r = [row for row in rows if row["method"] == method]

@@ -22,11 +22,20 @@ import numpy as np
 from napari_xray_denoise.core import load_model
 from napari_xray_denoise.phantom import make_bag
 
-SHIPPED = Path(__file__).resolve().parents[1] / "src" / "napari_xray_denoise" / "data" / "models" / "blindspot_phantom.keras"
+SHIPPED = (
+    Path(__file__).resolve().parents[1]
+    / "src"
+    / "napari_xray_denoise"
+    / "data"
+    / "models"
+    / "blindspot_phantom.keras"
+)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -43,8 +52,11 @@ def main() -> int:
                 model.denoise(scan, precision=precision)
                 times.append(time.perf_counter() - t0)
             load = "/".join(f"{x:.2f}" for x in os.getloadavg())
-            print(f"{name} ({model.channels}-channel) {precision}: min {min(times):.2f} s, "
-                  f"median {float(np.median(times)):.2f} s  (load {load})", flush=True)
+            print(
+                f"{name} ({model.channels}-channel) {precision}: min {min(times):.2f} s, "
+                f"median {float(np.median(times)):.2f} s  (load {load})",
+                flush=True,
+            )
     return 0
 
 

@@ -19,8 +19,17 @@ RUNS = [
     ["bench_model_speed.py"],
     ["bench_batch.py"],
     ["baselines.py"],
-    ["bench_denoise.py", "--model", f"shipped={MODEL}", "--train", "cross", "supervised-single",
-     "supervised-joint", "--train-minutes", "20"],
+    [
+        "bench_denoise.py",
+        "--model",
+        f"shipped={MODEL}",
+        "--train",
+        "cross",
+        "supervised-single",
+        "supervised-joint",
+        "--train-minutes",
+        "20",
+    ],
     ["bench_denoise.py", "--no-bm3d", "--train", "amssd", "--targets", "--train-minutes", "4"],
 ]
 
@@ -33,8 +42,18 @@ def main() -> int:
             failed.append(run[0])
     # slow tests (long training runs) belong to the benchmark run, not to `make test`
     print("\n=== slow tests", flush=True)
-    if subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "slow", "--ignore=tests/gui",
-                       str(HERE.parent / "tests")]).returncode:
+    if subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-m",
+            "slow",
+            "--ignore=tests/gui",
+            str(HERE.parent / "tests"),
+        ]
+    ).returncode:
         failed.append("slow tests")
     if failed:
         print(f"FAILED: {failed}")

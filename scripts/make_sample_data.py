@@ -29,12 +29,20 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, (seed, dose) in BAGS.items():
         bag = make_bag(SHAPE, dose=dose, seed=seed)
-        params = {"shape": SHAPE, "dose": dose, "seed": seed,
-                  "noise": [{"gain": n.gain, "read_std": n.read_std} for n in bag.noise]}
+        params = {
+            "shape": SHAPE,
+            "dose": dose,
+            "seed": seed,
+            "noise": [{"gain": n.gain, "read_std": n.read_std} for n in bag.noise],
+        }
         history = [io.history_entry("phantom", **params)]
         io.write_tiff(out / f"{name}.tif", bag.noisy, history=history, compress=True)
-        io.write_tiff(out / f"{name}_clean.tif", bag.clean, compress=True,
-                      history=history + [io.history_entry("noise-free reference (expected counts, rounded)")])
+        io.write_tiff(
+            out / f"{name}_clean.tif",
+            bag.clean,
+            compress=True,
+            history=history + [io.history_entry("noise-free reference (expected counts, rounded)")],
+        )
         print(f"wrote {name}.tif and {name}_clean.tif (dose {dose:g}, seed {seed})")
 
 

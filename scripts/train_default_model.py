@@ -19,9 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hours", type=float, required=True, help="wall-clock hours to train in this call")
+    parser.add_argument(
+        "--hours", type=float, required=True, help="wall-clock hours to train in this call"
+    )
     parser.add_argument("--run-dir", default=str(ROOT / "training_runs" / "default"))
-    parser.add_argument("--export", default=str(ROOT / "src/napari_xray_denoise/data/models/default.keras"))
+    parser.add_argument(
+        "--export", default=str(ROOT / "src/napari_xray_denoise/data/models/default.keras")
+    )
     parser.add_argument("--val-every-minutes", type=float, default=5.0)
     args = parser.parse_args(argv)
     from napari_xray_denoise.core.singlepass_train import LongRunConfig, train_long_run

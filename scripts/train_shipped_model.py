@@ -24,7 +24,14 @@ import numpy as np
 from napari_xray_denoise.core import TrainConfig, train_blindspot
 from napari_xray_denoise.phantom import make_bag
 
-OUT = Path(__file__).resolve().parents[1] / "src" / "napari_xray_denoise" / "data" / "models" / "blindspot_phantom.keras"
+OUT = (
+    Path(__file__).resolve().parents[1]
+    / "src"
+    / "napari_xray_denoise"
+    / "data"
+    / "models"
+    / "blindspot_phantom.keras"
+)
 DOSES = (300.0, 1000.0, 3000.0, 10000.0)
 
 
@@ -48,22 +55,34 @@ def main() -> None:
     parser.add_argument("--resume", default=None, help="continue from this model file")
     args = parser.parse_args()
     scans = training_bags(args.bags)
-    config = TrainConfig(mode="poissongaussian", joint=args.joint, steps=args.steps, seed=args.seed,
-                         val_every=100, early_stop_patience=1000, minutes=args.minutes)
+    config = TrainConfig(
+        mode="poissongaussian",
+        joint=args.joint,
+        steps=args.steps,
+        seed=args.seed,
+        val_every=100,
+        early_stop_patience=1000,
+        minutes=args.minutes,
+    )
     t0 = time.monotonic()
     last = [0.0]
 
     def progress(step, total, loss, val_loss):
         if time.monotonic() - last[0] > 30 or val_loss is not None and step % config.val_every == 0:
             last[0] = time.monotonic()
-            print(f"{(time.monotonic() - t0) / 60:5.1f} min  step {step}  loss {loss:.4f}  val {val_loss}", flush=True)
+            print(
+                f"{(time.monotonic() - t0) / 60:5.1f} min  step {step}  loss {loss:.4f}  val {val_loss}",
+                flush=True,
+            )
 
     model = train_blindspot(scans, config, on_progress=progress, resume_from=args.resume)
     model.metadata["name"] = "blindspot_phantom"
-    model.metadata["trained_on"] = (f"{args.bags} phantom bags 480x800, scene seeds 1000-{999 + args.bags}, "
-                                    f"doses {DOSES}; command: python scripts/train_shipped_model.py "
-                                    f"--minutes {args.minutes:g} --bags {args.bags} --joint {args.joint}"
-                                    + (" --resume <previous run>" if args.resume else ""))
+    model.metadata["trained_on"] = (
+        f"{args.bags} phantom bags 480x800, scene seeds 1000-{999 + args.bags}, "
+        f"doses {DOSES}; command: python scripts/train_shipped_model.py "
+        f"--minutes {args.minutes:g} --bags {args.bags} --joint {args.joint}"
+        + (" --resume <previous run>" if args.resume else "")
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     model.save(args.out)
     print(f"wrote {args.out}: {model.metadata.get('training')}")

@@ -23,7 +23,9 @@ def test_constant_and_out_of_range_bands_are_found():
     scan = _twelve_bit_scan_with_band()
     assert find_edge_bands(scan) == EdgeBands(right=4)
     garbage = scan.copy()
-    garbage[:, :2, :-4] = np.random.default_rng(1).integers(5000, 65535, (2, 2, 156))  # above 12 bits
+    garbage[:, :2, :-4] = np.random.default_rng(1).integers(
+        5000, 65535, (2, 2, 156)
+    )  # above 12 bits
     assert find_edge_bands(garbage) == EdgeBands(top=2, right=4)
     assert EdgeBands(top=2, right=4).describe() == "top 2 rows, right 4 columns"
 
@@ -52,10 +54,14 @@ def test_reading_reports_bands_and_keeps_them_out_of_the_bit_depth(tmp_path, cap
     kwargs = scan_to_layer_data(scan)[0][1]
     meta = kwargs["metadata"]
     assert meta["edge_bands"]["right"] == 4 and meta["effective_bits"] == 12
-    assert kwargs["contrast_limits"][1] <= 4095  # the display range is the image's, not the filler's
+    assert (
+        kwargs["contrast_limits"][1] <= 4095
+    )  # the display range is the image's, not the filler's
     assert cli.main(["info", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "right 4 columns" in out and " 12 " in out and "52685" not in out  # max of the image part
+    assert (
+        "right 4 columns" in out and " 12 " in out and "52685" not in out
+    )  # max of the image part
 
 
 def test_processing_runs_inside_and_bands_pass_through():

@@ -31,7 +31,9 @@ WHITE = 65535.0
 
 
 def test_hsv_to_rgb_primaries():
-    hsv = np.array([[0, 1, 1], [1 / 3, 1, 1], [2 / 3, 1, 1], [1, 1, 1], [0.5, 0, 0.5], [1 / 6, 1, 1]])
+    hsv = np.array(
+        [[0, 1, 1], [1 / 3, 1, 1], [2 / 3, 1, 1], [1, 1, 1], [0.5, 0, 0.5], [1 / 6, 1, 1]]
+    )
     expected = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0], [0.5, 0.5, 0.5], [1, 1, 0]])
     np.testing.assert_allclose(hsv_to_rgb(hsv), expected, atol=1e-6)
 
@@ -50,7 +52,9 @@ def test_hsv_pseudocolour_source_stacking():
     np.testing.assert_allclose(as_float[1, 0], [0.2, 1.0, 0.2], atol=1e-6)
     # no gamma image: V = (fused / white) ** (1 / 2.2)
     np.testing.assert_allclose(
-        hsv_pseudocolour(np.full((1, 1), WHITE / 4), as_float=True).max(), 0.25 ** (1 / 2.2), atol=1e-6
+        hsv_pseudocolour(np.full((1, 1), WHITE / 4), as_float=True).max(),
+        0.25 ** (1 / 2.2),
+        atol=1e-6,
     )
 
 
@@ -136,8 +140,9 @@ def test_classify_materials_with_constant_thresholds():
     aluminium = judgeable & (truth == MATERIAL_INORGANIC)
     assert (moved[aluminium] == MATERIAL_ORGANIC).all()
     # a boundary curve over the attenuation: organic below R 1.6 only where A_high > 1
-    curve = classify_materials(stack, white_level=60000.0,
-                               organic_max=([0.99, 1.01], [1.3, 1.6]), inorganic_max=2.0)
+    curve = classify_materials(
+        stack, white_level=60000.0, organic_max=([0.99, 1.01], [1.3, 1.6]), inorganic_max=2.0
+    )
     a_high = -np.log(t_high)
     np.testing.assert_array_equal(curve[aluminium & (a_high > 1.01)], MATERIAL_ORGANIC)
     np.testing.assert_array_equal(curve[aluminium & (a_high < 0.99)], MATERIAL_INORGANIC)
@@ -145,9 +150,13 @@ def test_classify_materials_with_constant_thresholds():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"organic_max": 2.0, "inorganic_max": 1.5}, {"organic_max": -1.0},
-     {"organic_max": ([1.0, 0.5], [1.3, 1.4])}, {"inorganic_max": ([0.1, 1.0], [1.3])},
-     {"organic_max": ([0.1, 1.0], [1.3, 2.0]), "inorganic_max": 1.9}],
+    [
+        {"organic_max": 2.0, "inorganic_max": 1.5},
+        {"organic_max": -1.0},
+        {"organic_max": ([1.0, 0.5], [1.3, 1.4])},
+        {"inorganic_max": ([0.1, 1.0], [1.3])},
+        {"organic_max": ([0.1, 1.0], [1.3, 2.0]), "inorganic_max": 1.9},
+    ],
 )
 def test_classify_materials_rejects_bad_thresholds(bad):
     stack, _ = beer_lambert_bag()
@@ -164,7 +173,7 @@ def test_classify_materials_on_noisy_scan_with_smoothing():
     t_high = stack[1] / 60000.0
     interior = np.zeros_like(truth, bool)
     for band in range(4):
-        interior[band * 30 + 6: band * 30 + 24] = True
+        interior[band * 30 + 6 : band * 30 + 24] = True
     judgeable = interior & (-np.log(t_high) >= 0.1) & (t_high >= 0.05)
     for class_id in BEER_LAMBERT:
         sel = judgeable & (truth == class_id)
@@ -191,7 +200,9 @@ def test_material_colour_display():
     impenetrable = classes == MATERIAL_IMPENETRABLE
     assert impenetrable.any()
     expected = np.rint(np.array(MATERIAL_COLOURS_RGB01[MATERIAL_IMPENETRABLE]) * 255)
-    np.testing.assert_array_equal(rgb[impenetrable], np.broadcast_to(expected, (impenetrable.sum(), 3)))
+    np.testing.assert_array_equal(
+        rgb[impenetrable], np.broadcast_to(expected, (impenetrable.sum(), 3))
+    )
     # negligible attenuation stays uncoloured (grey, all channels equal)
     faint = (classes == MATERIAL_BACKGROUND) & (truth != MATERIAL_BACKGROUND)
     assert faint.any()
@@ -203,9 +214,13 @@ def test_material_colour_display():
 # ---- default boundary curves against the phantom's polychromatic physics
 
 PHANTOM_GROUPS = {  # phantom MATERIAL_CLASSES names -> our class
-    "organic": MATERIAL_ORGANIC, "liquid": MATERIAL_ORGANIC, "plastic": MATERIAL_ORGANIC,
-    "explosive": MATERIAL_ORGANIC, "aluminium": MATERIAL_INORGANIC,
-    "copper": MATERIAL_METAL, "steel": MATERIAL_METAL,
+    "organic": MATERIAL_ORGANIC,
+    "liquid": MATERIAL_ORGANIC,
+    "plastic": MATERIAL_ORGANIC,
+    "explosive": MATERIAL_ORGANIC,
+    "aluminium": MATERIAL_INORGANIC,
+    "copper": MATERIAL_METAL,
+    "steel": MATERIAL_METAL,
 }
 
 
@@ -216,9 +231,17 @@ def phantom():
 
 @pytest.mark.parametrize(
     "material, expected",
-    [("water", MATERIAL_ORGANIC), ("polyethylene", MATERIAL_ORGANIC), ("cellulose", MATERIAL_ORGANIC),
-     ("sucrose", MATERIAL_ORGANIC), ("tnt", MATERIAL_ORGANIC), ("rdx", MATERIAL_ORGANIC),
-     ("aluminium", MATERIAL_INORGANIC), ("steel", MATERIAL_METAL), ("copper", MATERIAL_METAL)],
+    [
+        ("water", MATERIAL_ORGANIC),
+        ("polyethylene", MATERIAL_ORGANIC),
+        ("cellulose", MATERIAL_ORGANIC),
+        ("sucrose", MATERIAL_ORGANIC),
+        ("tnt", MATERIAL_ORGANIC),
+        ("rdx", MATERIAL_ORGANIC),
+        ("aluminium", MATERIAL_INORGANIC),
+        ("steel", MATERIAL_METAL),
+        ("copper", MATERIAL_METAL),
+    ],
 )
 def test_default_boundaries_on_polychromatic_slabs(phantom, material, expected):
     """Slabs of one material, every thickness from barely visible to impenetrable,
@@ -290,8 +313,11 @@ def test_phantom_materials_classify_as_screeners_expect(phantom, phantom_bags):
         assert values.size > 1000 and (values != MATERIAL_ORGANIC).mean() > 0.85, class_id
     # where a group gives > 70 % of the high-energy attenuation (away from edges), its
     # class wins: organics organic, aluminium inorganic, steel/copper metal
-    for class_id, minimum in ((MATERIAL_ORGANIC, 0.85), (MATERIAL_INORGANIC, 0.95),
-                              (MATERIAL_METAL, 0.95)):
+    for class_id, minimum in (
+        (MATERIAL_ORGANIC, 0.85),
+        (MATERIAL_INORGANIC, 0.95),
+        (MATERIAL_METAL, 0.95),
+    ):
         rate, n = _pooled_rate([(v, class_id) for v in by_share[class_id]])
         assert n > 300 and rate > minimum, (class_id, rate, n)
 
@@ -305,8 +331,11 @@ def test_phantom_noisy_scan_with_smoothing(phantom):
     t_high = bag.clean[1] / bag.params["white_level"]
     visible = (classes != MATERIAL_IMPENETRABLE) & (t_high < 0.97)
     group, share = _dominant_group(phantom, bag)
-    for class_id, minimum in ((MATERIAL_ORGANIC, 0.8), (MATERIAL_INORGANIC, 0.8),
-                              (MATERIAL_METAL, 0.8)):
+    for class_id, minimum in (
+        (MATERIAL_ORGANIC, 0.8),
+        (MATERIAL_INORGANIC, 0.8),
+        (MATERIAL_METAL, 0.8),
+    ):
         core = ndimage.binary_erosion((group == class_id) & (share > 0.7), iterations=3) & visible
         assert (classes[core] == class_id).mean() > minimum, class_id
     rgb = material_colour(bag.noisy, smooth_sigma=2.0)

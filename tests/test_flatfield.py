@@ -26,7 +26,9 @@ def test_noisy_air_is_shrunk_not_trusted():
 
 def test_no_air_gives_identity():
     rng = np.random.default_rng(0)
-    gain = estimate_column_gain(rng.uniform(0, 1, (64, 64)) * 0 + 1000.0 + rng.normal(0, 1, (64, 64)) * 0)
+    gain = estimate_column_gain(
+        rng.uniform(0, 1, (64, 64)) * 0 + 1000.0 + rng.normal(0, 1, (64, 64)) * 0
+    )
     assert np.all(gain == 1.0)
 
 

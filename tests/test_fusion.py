@@ -110,8 +110,14 @@ def test_wavelet_level_above_maximum_is_a_clear_error():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"wavelet": "morl"}, {"wavelet": "nope"}, {"approx": "max"}, {"detail": "min"},
-     {"mode": "wrap-around"}, {"approx": "weighted", "weight": 1.5}],
+    [
+        {"wavelet": "morl"},
+        {"wavelet": "nope"},
+        {"approx": "max"},
+        {"detail": "min"},
+        {"mode": "wrap-around"},
+        {"approx": "weighted", "weight": 1.5},
+    ],
 )
 def test_wavelet_bad_options(kwargs):
     image = np.ones((64, 64))
@@ -122,8 +128,11 @@ def test_wavelet_bad_options(kwargs):
 @pytest.mark.parametrize("wavelet", ["db4", "haar", "coif2"])
 @pytest.mark.parametrize(
     "rules",
-    [{"approx": "mean", "detail": "max_abs"}, {"approx": "mean", "detail": "mean"},
-     {"approx": "weighted", "weight": 0.3, "detail": "max_abs"}],
+    [
+        {"approx": "mean", "detail": "max_abs"},
+        {"approx": "mean", "detail": "mean"},
+        {"approx": "weighted", "weight": 0.3, "detail": "max_abs"},
+    ],
 )
 def test_fusing_an_image_with_itself_returns_it(wavelet, rules, rng):
     shape = (101, 203)
@@ -138,10 +147,15 @@ def test_default_wavelet_rules_match_the_source_recipe(smooth_pair, rng):
     coeffs_high = pywt.wavedec2(high, "db4", level=3, mode="symmetric")
     kernel = SOURCE_APPROX_KERNEL / SOURCE_APPROX_KERNEL.sum()
     fused = [
-        0.5 * (ndimage.convolve(coeffs_low[0], kernel, mode="reflect")
-               + ndimage.convolve(coeffs_high[0], kernel, mode="reflect"))
+        0.5
+        * (
+            ndimage.convolve(coeffs_low[0], kernel, mode="reflect")
+            + ndimage.convolve(coeffs_high[0], kernel, mode="reflect")
+        )
     ]
-    fused += [tuple(a + b for a, b in zip(dl, dh)) for dl, dh in zip(coeffs_low[1:], coeffs_high[1:])]
+    fused += [
+        tuple(a + b for a, b in zip(dl, dh)) for dl, dh in zip(coeffs_low[1:], coeffs_high[1:])
+    ]
     expected = pywt.waverec2(fused, "db4", mode="symmetric")[: low.shape[0], : low.shape[1]]
     np.testing.assert_allclose(wavelet_fuse(low, high, level=3), expected, atol=0.1)
 
@@ -161,12 +175,14 @@ def test_max_abs_detail_keeps_the_stronger_edge():
     step[:, 29:] = 40000.0  # not aligned with the wavelet blocks: real detail coefficients
     flat = np.full((64, 64), 20000.0)  # no detail at all
     # approx from low only, details by magnitude: every detail comes from the step image
-    out = wavelet_fuse(step, flat, wavelet="haar", level=3, approx="weighted", weight=1.0,
-                       detail="max_abs")
+    out = wavelet_fuse(
+        step, flat, wavelet="haar", level=3, approx="weighted", weight=1.0, detail="max_abs"
+    )
     np.testing.assert_allclose(out, step, atol=0.05)
     # averaging the details instead halves the edge: no longer the step
-    soft = wavelet_fuse(step, flat, wavelet="haar", level=3, approx="weighted", weight=1.0,
-                        detail="mean")
+    soft = wavelet_fuse(
+        step, flat, wavelet="haar", level=3, approx="weighted", weight=1.0, detail="mean"
+    )
     assert np.abs(soft - step).max() > 5000
 
 
@@ -184,8 +200,9 @@ def test_wavelet_fusion_keeps_16_bit_precision():
 def test_spatial_fusion_of_identical_images(white, rng):
     image = rng.uniform(0, white, (37, 53)).astype(np.float32)
     np.testing.assert_array_equal(spatial_fuse(image, image, gamma=1.0, white_level=white), image)
-    gamma_counts, linear = spatial_fuse(image, image, gamma=2.2, white_level=white,
-                                        return_pre_gamma=True)
+    gamma_counts, linear = spatial_fuse(
+        image, image, gamma=2.2, white_level=white, return_pre_gamma=True
+    )
     np.testing.assert_array_equal(linear, image)
     expected = white * (image / white) ** (1 / 2.2)
     np.testing.assert_allclose(gamma_counts, expected, rtol=1e-5, atol=white * 1e-6)

@@ -42,8 +42,12 @@ def test_ome_channel_names_decide_roles(tmp_path, dual_u16, names):
 
 @pytest.mark.parametrize(
     ("low_name", "high_name"),
-    [("bag_low.tif", "bag_high.tif"), ("bag_LE.tiff", "bag_HE.tiff"), ("bag_l.TIF", "bag_h.TIF"),
-     ("bag_Low.tif", "bag_HIGH.tif")],
+    [
+        ("bag_low.tif", "bag_high.tif"),
+        ("bag_LE.tiff", "bag_HE.tiff"),
+        ("bag_l.TIF", "bag_h.TIF"),
+        ("bag_Low.tif", "bag_HIGH.tif"),
+    ],
 )
 def test_pair_read_from_either_file(tmp_path, dual_u16, low_name, high_name):
     tifffile.imwrite(tmp_path / low_name, dual_u16[0])
@@ -86,10 +90,17 @@ def test_effective_bits_of_12_bit_scan(tmp_path, rng):
 def test_write_read_round_trip_is_bit_exact_with_history(tmp_path, dual_u16):
     path = tmp_path / "out.tif"
     hist = [io.history_entry("denoise", mode="poissongaussian", tile=256)]
-    io.write_tiff(path, [dual_u16[0], dual_u16[1], dual_u16[0]], channel_names=["low", "high", "low denoised"], history=hist)
+    io.write_tiff(
+        path,
+        [dual_u16[0], dual_u16[1], dual_u16[0]],
+        channel_names=["low", "high", "low denoised"],
+        history=hist,
+    )
     scan = io.read_scan(path)
     assert list(scan.channels) == ["low", "high", "low denoised"]
-    for got, want in zip(scan.channels.values(), [dual_u16[0], dual_u16[1], dual_u16[0]], strict=True):
+    for got, want in zip(
+        scan.channels.values(), [dual_u16[0], dual_u16[1], dual_u16[0]], strict=True
+    ):
         assert got.dtype == np.uint16
         np.testing.assert_array_equal(got, want)
     assert scan.meta["history"][0]["operation"] == "denoise"
@@ -105,7 +116,9 @@ def test_float_written_with_rounding_and_clipping(tmp_path):
     # a [0, 1] float layer with a recorded scale returns to counts
     x01 = np.array([[0.0, 0.5], [1.0, 0.25]])
     assert io.count_scale_for(x01) == 65535.0
-    np.testing.assert_array_equal(io.to_uint16(x01, io.count_scale_for(x01)), [[0, 32768], [65535, 16384]])
+    np.testing.assert_array_equal(
+        io.to_uint16(x01, io.count_scale_for(x01)), [[0, 32768], [65535, 16384]]
+    )
     assert io.count_scale_for(x01, {"count_scale": 1.0}) == 1.0
 
 
@@ -153,7 +166,9 @@ def _one_sentence(message: str) -> bool:
 
 def test_rgb_tiff_refused(tmp_path, rng):
     path = tmp_path / "colour.tif"
-    tifffile.imwrite(path, rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8), photometric="rgb")
+    tifffile.imwrite(
+        path, rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8), photometric="rgb"
+    )
     with pytest.raises(io.ScanReadError, match="colour") as info:
         io.read_scan(path)
     assert _one_sentence(str(info.value))
@@ -162,7 +177,12 @@ def test_rgb_tiff_refused(tmp_path, rng):
 def test_palette_tiff_refused(tmp_path, rng):
     path = tmp_path / "pal.tif"
     cmap = np.zeros((3, 256), dtype=np.uint16)
-    tifffile.imwrite(path, rng.integers(0, 256, size=(20, 30), dtype=np.uint8), photometric="palette", colormap=cmap)
+    tifffile.imwrite(
+        path,
+        rng.integers(0, 256, size=(20, 30), dtype=np.uint8),
+        photometric="palette",
+        colormap=cmap,
+    )
     with pytest.raises(io.ScanReadError, match="colour"):
         io.read_scan(path)
 
@@ -262,8 +282,9 @@ def test_in_range_integers_become_uint16(tmp_path):
 
 def test_tags_kept(tmp_path, dual_u16):
     path = tmp_path / "tag.tif"
-    tifffile.imwrite(path, dual_u16, software="ScannerOS 4.2", description="belt speed 0.2 m/s",
-                     metadata=None)
+    tifffile.imwrite(
+        path, dual_u16, software="ScannerOS 4.2", description="belt speed 0.2 m/s", metadata=None
+    )
     meta = io.read_scan(path).meta
     assert meta["tiff_tags"]["Software"] == "ScannerOS 4.2"
     assert meta["tiff_tags"]["ImageDescription"] == "belt speed 0.2 m/s"
@@ -286,7 +307,10 @@ def _huge_header_tiff(path):
 
     tifffile.imwrite(path, np.zeros((64, 64), np.uint16))
     with tifffile.TiffFile(path) as tif:
-        entries = [(tif.pages[0].tags[k].offset, tif.pages[0].tags[k].code) for k in ("ImageWidth", "ImageLength")]
+        entries = [
+            (tif.pages[0].tags[k].offset, tif.pages[0].tags[k].code)
+            for k in ("ImageWidth", "ImageLength")
+        ]
     data = bytearray(path.read_bytes())
     for offset, code in entries:
         struct.pack_into("<HHII", data, offset, code, 4, 1, 200_000)  # LONG, 1 value
@@ -304,8 +328,13 @@ def _run_capped(args, gib=3):
         resource.setrlimit(resource.RLIMIT_AS, (gib * 2**30, gib * 2**30))
 
     code = "import sys; from napari_xray_denoise.cli import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=120, preexec_fn=cap)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=cap,
+    )
 
 
 def test_huge_header_is_refused_before_allocating_and_tifffile_stays_quiet(tmp_path):
@@ -313,11 +342,15 @@ def test_huge_header_is_refused_before_allocating_and_tifffile_stays_quiet(tmp_p
     result = _run_capped(["info", str(path)])
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr  # one sentence; tifffile's own log lines are not on the console
+    assert len(lines) == 1, (
+        result.stderr
+    )  # one sentence; tifffile's own log lines are not on the console
     assert "200000x200000" in lines[0] and "GiB" in lines[0] and "memory available" in lines[0]
     assert "MemoryError" not in lines[0]
     verbose = _run_capped(["--verbose", "info", str(path)])
-    assert "tifffile" in verbose.stderr and "StripByteCounts" in verbose.stderr  # routed through logging
+    assert (
+        "tifffile" in verbose.stderr and "StripByteCounts" in verbose.stderr
+    )  # routed through logging
 
 
 def test_available_memory_is_known_here():

@@ -35,7 +35,8 @@ def test_cli_train_defaults_and_choices_come_from_options():
     train = _subparser("train")
     defaults = _defaults(train)
     assert {k: defaults[k] for k in ("steps", "batch_size", "crop_size", "seed")} == {
-        k: options.TRAIN_DEFAULTS[k] for k in ("steps", "batch_size", "crop_size", "seed")}
+        k: options.TRAIN_DEFAULTS[k] for k in ("steps", "batch_size", "crop_size", "seed")
+    }
     assert list(_choices(train, "method")) == list(options.TRAIN_METHODS)
     assert list(_choices(train, "joint")) == list(options.JOINT_VARIANTS)
     assert list(_choices(train, "size")) == list(options.NETWORK_SIZES)

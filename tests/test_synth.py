@@ -34,7 +34,8 @@ def test_scan_follows_the_affine_noise_law_and_clips():
 
 def test_defects_are_stuck_pixels():
     rng = np.random.default_rng(2)
-    s = synth.scan_transmission(np.full((100, 100), 0.3), rng, dose=1e6, code_max=65535.0,
-                                defect_fraction=0.01)
+    s = synth.scan_transmission(
+        np.full((100, 100), 0.3), rng, dose=1e6, code_max=65535.0, defect_fraction=0.01
+    )
     stuck = (s.noisy == 0) | (s.noisy == 65535)
     assert 50 <= np.count_nonzero(stuck) <= 110

@@ -60,7 +60,12 @@ class EdgeBands:
     def describe(self) -> str:
         """``"right 4 columns"``, ``"top 2 rows, right 4 columns"``, or ``""``."""
         parts = []
-        for side, unit in (("top", "row"), ("bottom", "row"), ("left", "column"), ("right", "column")):
+        for side, unit in (
+            ("top", "row"),
+            ("bottom", "row"),
+            ("left", "column"),
+            ("right", "column"),
+        ):
             n = getattr(self, side)
             if n:
                 parts.append(f"{side} {n} {unit}{'s' if n > 1 else ''}")

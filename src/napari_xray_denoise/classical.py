@@ -25,7 +25,7 @@ __all__ = ["bm3d_available", "bm3d_denoise"]
 
 MISSING = (
     "BM3D needs the optional 'bm3d' package, which is not installed; "
-    "install it with: pip install \"napari-xray-denoise[bm3d]\""
+    'install it with: pip install "napari-xray-denoise[bm3d]"'
 )
 
 
@@ -35,7 +35,9 @@ def bm3d_available() -> bool:
     return importlib.util.find_spec("bm3d") is not None
 
 
-def _bm3d_channel(counts: np.ndarray, model, flatfield, dark, flat, profile) -> tuple[np.ndarray, dict]:
+def _bm3d_channel(
+    counts: np.ndarray, model, flatfield, dark, flat, profile
+) -> tuple[np.ndarray, dict]:
     import bm3d
 
     from .core.vst import code_range  # numpy only; importing core does not import TF
@@ -58,13 +60,21 @@ def _bm3d_channel(counts: np.ndarray, model, flatfield, dark, flat, profile) -> 
         fit = noise_mod.fit_noise_levels(y)
         law, how = fit.model, f"fitted on this scan ({fit.note})"
     if law.a <= 0:
-        raise ValueError("this scan's noise has no photon part (a = 0); pass calibrated noise parameters.")
+        raise ValueError(
+            "this scan's noise has no photon part (a = 0); pass calibrated noise parameters."
+        )
     z = noise_mod.generalized_anscombe(y, law.a, law.b)
     z_hat = bm3d.bm3d(z, sigma_psd=1.0, profile=profile, stage_arg=bm3d.BM3DStages.ALL_STAGES)
     out = ff.undo(noise_mod.inverse_generalized_anscombe(z_hat, law.a, law.b, method="exact"))
     code_max = code_range(counts)
-    record = {"model": "affine", "how": how, "a_counts": law.a, "b_counts": law.b,
-              "code_max": code_max, "flatfield": ff.describe()}
+    record = {
+        "model": "affine",
+        "how": how,
+        "a_counts": law.a,
+        "b_counts": law.b,
+        "code_max": code_max,
+        "flatfield": ff.describe(),
+    }
     return np.clip(out, 0, code_max).astype(np.float32), record
 
 
@@ -89,14 +99,18 @@ def bm3d_denoise(
         raise ImportError(MISSING)
     arr = np.asarray(scan)
     if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise ValueError(f"expected a real (Y, X) scan or a (C, Y, X) stack of counts, got {arr.dtype} {arr.shape}.")
+        raise ValueError(
+            f"expected a real (Y, X) scan or a (C, Y, X) stack of counts, got {arr.dtype} {arr.shape}."
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError("the scan holds NaN or infinite values; BM3D needs finite counts.")
     channels = arr[None] if arr.ndim == 2 else arr
     n = len(channels)
     models = noise if isinstance(noise, Sequence) and not isinstance(noise, str) else [noise] * n
     if len(models) != n:
-        raise ValueError(f"got {len(models)} noise models for {n} channel(s); give one per channel.")
+        raise ValueError(
+            f"got {len(models)} noise models for {n} channel(s); give one per channel."
+        )
     outs = []
     for i, (c, m) in enumerate(zip(channels, models, strict=True)):
         out, record = _bm3d_channel(c.astype(np.float64), m, flatfield, dark, flat, profile)

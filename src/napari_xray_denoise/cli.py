@@ -32,7 +32,9 @@ def _out_dir(path: str | Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CliError(f"Cannot create output folder '{out}' ({exc.strerror}); choose another folder.") from exc
+        raise CliError(
+            f"Cannot create output folder '{out}' ({exc.strerror}); choose another folder."
+        ) from exc
     return out
 
 
@@ -44,7 +46,9 @@ def _parse_scales(text: str) -> list[tuple[int, float]]:
             factor, a = part.split(":")
             scales.append((int(factor), float(a)))
         except ValueError as exc:
-            raise CliError(f"Bad scale '{part}'; write scales as factor:a pairs, e.g. 2:1.2,3:1.5.") from exc
+            raise CliError(
+                f"Bad scale '{part}'; write scales as factor:a pairs, e.g. 2:1.2,3:1.5."
+            ) from exc
     return scales
 
 
@@ -59,13 +63,23 @@ def cmd_info(args) -> int:
         edges = bands.EdgeBands.from_dict(scan.meta.get("edge_bands"))
         for channel, image in scan.channels.items():
             inside = edges.interior(image)  # min, max and noise of the image part only
-            rows.append({
-                "scan": scan.name, "channel": channel, "shape": "x".join(map(str, image.shape)),
-                "dtype": str(image.dtype), "bits used": scan.meta.get("effective_bits"),
-                "min": int(inside.min()), "max": int(inside.max()),
-                "noise std": estimate_noise_flat(inside), "edge bands": edges.describe() or "-",
-            })
-    print_table(rows, ["scan", "channel", "shape", "dtype", "bits used", "min", "max", "noise std", "edge bands"])
+            rows.append(
+                {
+                    "scan": scan.name,
+                    "channel": channel,
+                    "shape": "x".join(map(str, image.shape)),
+                    "dtype": str(image.dtype),
+                    "bits used": scan.meta.get("effective_bits"),
+                    "min": int(inside.min()),
+                    "max": int(inside.max()),
+                    "noise std": estimate_noise_flat(inside),
+                    "edge bands": edges.describe() or "-",
+                }
+            )
+    print_table(
+        rows,
+        ["scan", "channel", "shape", "dtype", "bits used", "min", "max", "noise std", "edge bands"],
+    )
     return 0
 
 
@@ -77,8 +91,12 @@ def cmd_phantom(args) -> int:
     history = [io.history_entry("phantom", shape=shape, dose=args.dose, seed=args.seed)]
     io.write_tiff(args.output, bag.noisy, history=history, compress=args.compress)
     if args.clean:
-        io.write_tiff(args.clean, bag.clean, history=history + [io.history_entry("noise-free reference")],
-                      compress=args.compress)
+        io.write_tiff(
+            args.clean,
+            bag.clean,
+            history=history + [io.history_entry("noise-free reference")],
+            compress=args.compress,
+        )
     print(f"wrote {args.output}" + (f" and {args.clean}" if args.clean else ""))
     return 0
 
@@ -95,8 +113,11 @@ def cmd_targets(args) -> int:
         for (factor, a), target in zip(scales, targets, strict=True):
             path = out / f"{scan.name}_target_x{factor}_a{a:g}.tif"
             io.write_tiff(
-                path, list(target), channel_names=names,
-                history=list(scan.meta.get("history", [])) + [io.history_entry("multiscale target", factor=factor, a=a)],
+                path,
+                list(target),
+                channel_names=names,
+                history=list(scan.meta.get("history", []))
+                + [io.history_entry("multiscale target", factor=factor, a=a)],
             )
             print(f"wrote {path}")
     return 0
@@ -121,12 +142,16 @@ def cmd_score(args) -> int:
         for row in score_table({scan.name: images}, reference=ref, window=window):
             names = list(scan.channels) if scan.is_dual is False else ["low", "high"]
             if row.get("channel") is not None:
-                row["channel"] = names[row["channel"]] if row["channel"] < len(names) else row["channel"]
+                row["channel"] = (
+                    names[row["channel"]] if row["channel"] < len(names) else row["channel"]
+                )
             rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2, default=float))
     else:
-        columns = ["name", "channel", "brisque", "noise"] + (["psnr", "ssim"] if reference is not None else [])
+        columns = ["name", "channel", "brisque", "noise"] + (
+            ["psnr", "ssim"] if reference is not None else []
+        )
         print_table(rows, columns)
     return 0
 
@@ -146,7 +171,12 @@ def cmd_fuse(args) -> int:
     scan = io.read_scan(args.scan)
     pair = np.stack(_pair_of(scan))
     if args.method == "wavelet":
-        params = {"wavelet": args.wavelet, "level": args.level, "approx": args.approx, "detail": args.detail}
+        params = {
+            "wavelet": args.wavelet,
+            "level": args.level,
+            "approx": args.approx,
+            "detail": args.detail,
+        }
         fuse = fusion.wavelet_fuse
     else:
         params = {"threshold": args.threshold, "gamma": args.gamma}
@@ -154,7 +184,12 @@ def cmd_fuse(args) -> int:
     # on the image part: a non-image edge band would set the white level; it passes through
     fused = bands.apply_inside(lambda inside: fuse(inside[0], inside[1], **params), pair)
     step = io.history_entry(f"{args.method} fusion", **params)
-    io.write_tiff(args.output, fused, channel_names=["fused"], history=list(scan.meta.get("history", [])) + [step])
+    io.write_tiff(
+        args.output,
+        fused,
+        channel_names=["fused"],
+        history=list(scan.meta.get("history", [])) + [step],
+    )
     print(f"wrote {args.output}")
     return 0
 
@@ -177,6 +212,7 @@ def cmd_colour(args) -> int:
 
         def paint(inside):
             return scheme(fusion.wavelet_fuse(inside[0], inside[1]))
+
     rgb = bands.apply_inside(paint, pair)  # on the image part; edge bands black
     step = io.history_entry(f"{args.scheme} colour", **params)
     io.write_rgb(args.output, rgb, history=list(scan.meta.get("history", [])) + [step])
@@ -201,7 +237,9 @@ class _Bar:
         if minutes:  # the clock starts now: set-up time counts against the budget too
             from .progress import TrainingProgress
 
-            self.progress = TrainingProgress(1, minutes, **({"clock": clock} if clock is not None else {}))
+            self.progress = TrainingProgress(
+                1, minutes, **({"clock": clock} if clock is not None else {})
+            )
 
     def __call__(self, done, total, loss=None, val_loss=None):
         if self.bar is None:
@@ -209,10 +247,17 @@ class _Bar:
                 from .progress import format_seconds
 
                 budget = format_seconds(60 * self.minutes)
-                self.bar = self._tqdm(total=round(60 * self.minutes), desc=self.desc, disable=self.disable,
-                                      unit="s", bar_format="{l_bar}{bar}| {elapsed} of " + budget + "{postfix}")
+                self.bar = self._tqdm(
+                    total=round(60 * self.minutes),
+                    desc=self.desc,
+                    disable=self.disable,
+                    unit="s",
+                    bar_format="{l_bar}{bar}| {elapsed} of " + budget + "{postfix}",
+                )
             else:
-                self.bar = self._tqdm(total=total, desc=self.desc, disable=self.disable, unit="step")
+                self.bar = self._tqdm(
+                    total=total, desc=self.desc, disable=self.disable, unit="step"
+                )
         postfix = {}
         if self.progress is not None:
             from .progress import format_seconds
@@ -220,7 +265,10 @@ class _Bar:
             self.progress.update(done, total)
             self.bar.n = min(self.bar.total, round(self.progress.fraction * self.bar.total))
             left = self.progress.seconds_left
-            postfix = {"step": f"{done}/{total}", "left": "-" if left is None else format_seconds(left)}
+            postfix = {
+                "step": f"{done}/{total}",
+                "left": "-" if left is None else format_seconds(left),
+            }
         else:
             self.bar.n = done
         if loss is not None:
@@ -248,27 +296,48 @@ def cmd_train(args) -> int:
         raise CliError(f"Model files end in .keras; got '{output.name}'.")
     method = "finetune" if args.init is not None else args.method
     if args.init is not None and args.method not in ("finetune", options.DEFAULT_METHOD):
-        raise CliError(f"--init fine-tunes the default model; it does not go with --method {args.method}.")
+        raise CliError(
+            f"--init fine-tunes the default model; it does not go with --method {args.method}."
+        )
     if method == "finetune":
         # fine-tuning keeps its own sizes and rate (FinetuneConfig) unless given; --minutes bounds it
         minutes = 10.0 if args.minutes is None else args.minutes
-        train_options = {"seed": args.seed, "minutes": minutes, "init": args.init,
-                         "learning_rate": args.learning_rate}
+        train_options = {
+            "seed": args.seed,
+            "minutes": minutes,
+            "init": args.init,
+            "learning_rate": args.learning_rate,
+        }
     else:
         minutes = args.minutes
         # None keeps the configuration's default; options of other kinds are ignored (core.registry)
         train_options = {
-            "steps": args.steps, "batch_size": args.batch_size, "crop_size": args.crop_size, "seed": args.seed,
-            "mixed_bfloat16": args.bf16, "jit_compile": args.xla, "learning_rate": args.learning_rate,
-            "minutes": args.minutes, "lr_schedule": args.lr_schedule, "width": args.width or None,
-            "joint": args.joint, "noise_per_scan": args.noise == "per-scan", **options.network_size(args.size),
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "crop_size": args.crop_size,
+            "seed": args.seed,
+            "mixed_bfloat16": args.bf16,
+            "jit_compile": args.xla,
+            "learning_rate": args.learning_rate,
+            "minutes": args.minutes,
+            "lr_schedule": args.lr_schedule,
+            "width": args.width or None,
+            "joint": args.joint,
+            "noise_per_scan": args.noise == "per-scan",
+            **options.network_size(args.size),
         }
     bar = _Bar(f"train {method}", disable=args.quiet, minutes=minutes)
     try:
         from .core import ModelFileError, train
 
-        model = train(method, scans, train_options, on_progress=bar, resume_from=args.resume,
-                      checkpoint_path=args.checkpoint)
+        model = train(
+            method,
+            scans,
+            train_options,
+            on_progress=bar,
+            resume_from=args.resume,
+            checkpoint_path=args.checkpoint,
+        )
     except ModelFileError as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -276,13 +345,18 @@ def cmd_train(args) -> int:
     model.save(output)
     tuned = model.metadata.get("finetune")
     if method == "finetune" and tuned:
-        verdict = ("no gain on the held-back crops: kept the starting model" if tuned.get("kept_start") else
-                   f"held-back loss {tuned['val_loss_start']:.4g} -> {tuned['val_loss_best']:.4g}")
+        verdict = (
+            "no gain on the held-back crops: kept the starting model"
+            if tuned.get("kept_start")
+            else f"held-back loss {tuned['val_loss_start']:.4g} -> {tuned['val_loss_best']:.4g}"
+        )
         print(f"wrote {output} (fine-tuned {tuned['steps']} steps; {verdict})")
         return 0
     training = model.metadata.get("training", {})
-    print(f"wrote {output} ({training.get('steps', '?')} steps, best validation loss "
-          f"{training.get('best_val_loss', float('nan')):.5g})")
+    print(
+        f"wrote {output} ({training.get('steps', '?')} steps, best validation loss "
+        f"{training.get('best_val_loss', float('nan')):.5g})"
+    )
     noise = model.metadata.get("noise")
     if noise:
         print(f"noise parameters (counts): {json.dumps(noise)}")
@@ -334,30 +408,52 @@ def cmd_denoise(args) -> int:
     physics = {"noise": noise, "flatfield": args.flatfield, "dark": dark, "flat": flat}
     if model is not None and getattr(model, "method", None) != "singlepass":
         if noise != "auto" or dark is not None or flat is not None or args.flatfield != "auto":
-            raise CliError("Calibrated noise, dark/flat frames and --flatfield apply to the default "
-                           "model and to --method bm3d, not to blind-spot or AMSSD model files.")
+            raise CliError(
+                "Calibrated noise, dark/flat frames and --flatfield apply to the default "
+                "model and to --method bm3d, not to blind-spot or AMSSD model files."
+            )
         physics = {}
-    model_name = "bm3d" if model is None else ("default" if args.model in (None, "default") else Path(args.model).name)
+    model_name = (
+        "bm3d"
+        if model is None
+        else ("default" if args.model in (None, "default") else Path(args.model).name)
+    )
     out = _out_dir(args.output)
     for scan in io.read_scans(args.scans):
         names = list(scan.channels)
         images = np.stack([scan.channels[n] for n in names])
         if model is not None and model.channels == 2:
             if not scan.is_dual:
-                raise CliError(f"The model denoises dual-energy scans but '{scan.name}' has one energy; "
-                               "give the low/high pair or a single-energy model.")
+                raise CliError(
+                    f"The model denoises dual-energy scans but '{scan.name}' has one energy; "
+                    "give the low/high pair or a single-energy model."
+                )
             names, images = ["low", "high"], scan.stack()
         bar = _Bar(f"denoise {scan.name}", disable=args.quiet)
         try:
             if model is None:
                 records: list = []
-                run = functools.partial(bm3d_denoise_scan, physics=physics, bar=bar, records=records)
+                run = functools.partial(
+                    bm3d_denoise_scan, physics=physics, bar=bar, records=records
+                )
             else:
-                run = functools.partial(model.denoise, tile=args.tile, overlap=args.overlap,
-                                        batch_size=args.batch_size, on_progress=bar, **physics)
-            denoised = bands.apply_inside(run, images)  # non-image edge bands pass through unchanged
+                run = functools.partial(
+                    model.denoise,
+                    tile=args.tile,
+                    overlap=args.overlap,
+                    batch_size=args.batch_size,
+                    on_progress=bar,
+                    **physics,
+                )
+            denoised = bands.apply_inside(
+                run, images
+            )  # non-image edge bands pass through unchanged
             if model is not None:
-                records = model.last_noise if model.last_noise is not None else model.metadata.get("noise")
+                records = (
+                    model.last_noise
+                    if model.last_noise is not None
+                    else model.metadata.get("noise")
+                )
         except ValueError as exc:
             raise CliError(f"'{scan.name}': {exc}") from exc
         finally:
@@ -365,8 +461,12 @@ def cmd_denoise(args) -> int:
         meta = {"method": "bm3d+gat"} if model is None else model.metadata
         step = io.denoise_history_entry(model_name, meta, records)
         path = out / f"{scan.name}_denoised.tif"
-        io.write_tiff(path, list(denoised), channel_names=names,
-                      history=list(scan.meta.get("history", [])) + [step])
+        io.write_tiff(
+            path,
+            list(denoised),
+            channel_names=names,
+            history=list(scan.meta.get("history", [])) + [step],
+        )
         print(f"wrote {path}")
     return 0
 
@@ -382,10 +482,21 @@ def cmd_batch(args) -> int:
     from .batch import BatchError, run
 
     try:
-        result = run(args.inputs, args.output, model=args.model, fuse=args.fuse, colour=args.colour,
-                     score=args.score, workers=args.workers, scheduler=args.scheduler, force=args.force,
-                     tile=args.tile, overlap=args.overlap, progress_bar=not args.quiet,
-                     log=lambda msg: print(msg, file=sys.stderr))
+        result = run(
+            args.inputs,
+            args.output,
+            model=args.model,
+            fuse=args.fuse,
+            colour=args.colour,
+            score=args.score,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            force=args.force,
+            tile=args.tile,
+            overlap=args.overlap,
+            progress_bar=not args.quiet,
+            log=lambda msg: print(msg, file=sys.stderr),
+        )
     except BatchError as exc:
         raise CliError(str(exc)) from exc
     for row in result.rows:
@@ -410,77 +521,157 @@ def build_parser() -> argparse.ArgumentParser:
         description="Denoise, fuse and score dual-energy 16-bit X-ray scans.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show debug log lines (for example tifffile's remarks on damaged files)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show debug log lines (for example tifffile's remarks on damaged files)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="describe scans: shape, bits used, noise level")
     p.add_argument("scans", nargs="+", help="TIFF files, low/high pairs or folders")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("phantom", help="simulate a dual-energy bag scan with its noise-free reference")
+    p = sub.add_parser(
+        "phantom", help="simulate a dual-energy bag scan with its noise-free reference"
+    )
     p.add_argument("-o", "--output", required=True, help="noisy scan TIFF to write")
     p.add_argument("--clean", help="also write the noise-free reference here")
     p.add_argument("--shape", default="640x1000", help="YxX in pixels (default 640x1000)")
-    p.add_argument("--dose", type=float, default=3000.0, help="photons per pixel in air, low channel")
+    p.add_argument(
+        "--dose", type=float, default=3000.0, help="photons per pixel in air, low channel"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compress", action="store_true", help="zlib-compress the TIFFs")
     p.set_defaults(func=cmd_phantom)
 
     p = sub.add_parser("train", help="train a self-supervised denoiser on noisy scans")
-    p.add_argument("scans", nargs="+", help="TIFF files, low/high pairs or folders (dual-energy trains jointly)")
+    p.add_argument(
+        "scans",
+        nargs="+",
+        help="TIFF files, low/high pairs or folders (dual-energy trains jointly)",
+    )
     p.add_argument("-o", "--output", required=True, help="model file to write (.keras)")
-    p.add_argument("--method", default=options.DEFAULT_METHOD, choices=options.TRAIN_METHODS,
-                   help=options.METHOD_HELP)
-    p.add_argument("--joint", default="auto", choices=options.JOINT_VARIANTS,
-                   help="dual-energy variant of the blind-spot network: " + options.JOINT_HELP)
-    p.add_argument("--size", default=options.DEFAULT_NETWORK_SIZE, choices=list(options.NETWORK_SIZES),
-                   help="blind-spot network size: " + "; ".join(
-                       f"{k}: {v[0]}" for k, v in options.NETWORK_SIZES.items()))
+    p.add_argument(
+        "--method",
+        default=options.DEFAULT_METHOD,
+        choices=options.TRAIN_METHODS,
+        help=options.METHOD_HELP,
+    )
+    p.add_argument(
+        "--joint",
+        default="auto",
+        choices=options.JOINT_VARIANTS,
+        help="dual-energy variant of the blind-spot network: " + options.JOINT_HELP,
+    )
+    p.add_argument(
+        "--size",
+        default=options.DEFAULT_NETWORK_SIZE,
+        choices=list(options.NETWORK_SIZES),
+        help="blind-spot network size: "
+        + "; ".join(f"{k}: {v[0]}" for k, v in options.NETWORK_SIZES.items()),
+    )
     p.add_argument("--width", type=int, default=None, help="AMSSD base filter count (source 64)")
     p.add_argument("--steps", type=int, default=options.TRAIN_DEFAULTS["steps"])
     p.add_argument("--batch-size", type=int, default=options.TRAIN_DEFAULTS["batch_size"])
     p.add_argument("--crop-size", type=int, default=options.TRAIN_DEFAULTS["crop_size"])
-    p.add_argument("--learning-rate", type=float, default=None,
-                   help="peak learning rate (default 1e-3 blind-spot, 1e-3 AMSSD)")
-    p.add_argument("--lr-schedule", default=None, choices=["cosine", "plateau"],
-                   help="cosine decay to the end of the run (blind-spot default) or halving on plateaus")
-    p.add_argument("--minutes", type=float, default=None,
-                   help="time budget: stop after this many minutes (or --steps, whichever comes first)")
-    p.add_argument("--noise", default="per-scan", choices=["per-scan", "shared"],
-                   help="calibrated modes: fit each training scan's noise (default) or learn one law for all")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="peak learning rate (default 1e-3 blind-spot, 1e-3 AMSSD)",
+    )
+    p.add_argument(
+        "--lr-schedule",
+        default=None,
+        choices=["cosine", "plateau"],
+        help="cosine decay to the end of the run (blind-spot default) or halving on plateaus",
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="time budget: stop after this many minutes (or --steps, whichever comes first)",
+    )
+    p.add_argument(
+        "--noise",
+        default="per-scan",
+        choices=["per-scan", "shared"],
+        help="calibrated modes: fit each training scan's noise (default) or learn one law for all",
+    )
     p.add_argument("--seed", type=int, default=options.TRAIN_DEFAULTS["seed"])
-    p.add_argument("--init", default=None,
-                   help="fine-tune this model on the scans, self-supervised: 'default' (the shipped "
-                        "model) or a .keras file fine-tuned from it; --minutes (default 10) bounds it")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="fine-tune this model on the scans, self-supervised: 'default' (the shipped "
+        "model) or a .keras file fine-tuned from it; --minutes (default 10) bounds it",
+    )
     p.add_argument("--resume", help="continue training from this .keras model")
-    p.add_argument("--checkpoint", help="rewrite this .keras file at every new best validation loss")
-    p.add_argument("--bf16", action="store_true", help="mixed bfloat16 (faster on CPUs with AVX512-BF16/AMX)")
+    p.add_argument(
+        "--checkpoint", help="rewrite this .keras file at every new best validation loss"
+    )
+    p.add_argument(
+        "--bf16", action="store_true", help="mixed bfloat16 (faster on CPUs with AVX512-BF16/AMX)"
+    )
     p.add_argument("--xla", action="store_true", help="compile the training step with XLA")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("denoise", help="denoise scans with the default model, a trained model or BM3D")
+    p = sub.add_parser(
+        "denoise", help="denoise scans with the default model, a trained model or BM3D"
+    )
     p.add_argument("scans", nargs="+")
-    p.add_argument("--model", default=None,
-                   help="'default' (the shipped model, used when omitted) or a .keras file from `xray-denoise train`")
-    p.add_argument("--method", choices=["model", "bm3d"], default="model",
-                   help="'model' (default) or 'bm3d': BM3D + generalized Anscombe, ~15x slower (needs the bm3d extra)")
-    p.add_argument("--flatfield", choices=["auto", "none"], default="auto",
-                   help="column flat-field from the scan's air (auto, default) or none")
-    p.add_argument("--dark", help="dark frame TIFF (detector offset per column), replaces the estimate")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="'default' (the shipped model, used when omitted) or a .keras file from `xray-denoise train`",
+    )
+    p.add_argument(
+        "--method",
+        choices=["model", "bm3d"],
+        default="model",
+        help="'model' (default) or 'bm3d': BM3D + generalized Anscombe, ~15x slower (needs the bm3d extra)",
+    )
+    p.add_argument(
+        "--flatfield",
+        choices=["auto", "none"],
+        default="auto",
+        help="column flat-field from the scan's air (auto, default) or none",
+    )
+    p.add_argument(
+        "--dark", help="dark frame TIFF (detector offset per column), replaces the estimate"
+    )
     p.add_argument("--flat", help="flat (air) frame TIFF (column gains), replaces the estimate")
-    p.add_argument("--gain", type=float, default=None,
-                   help="calibrated detector gain, counts per detected quantum (instead of the noise fit)")
+    p.add_argument(
+        "--gain",
+        type=float,
+        default=None,
+        help="calibrated detector gain, counts per detected quantum (instead of the noise fit)",
+    )
     p.add_argument("--offset", type=float, default=None, help="calibrated detector offset, counts")
-    p.add_argument("--read-noise", type=float, default=None, help="calibrated read noise std, counts")
+    p.add_argument(
+        "--read-noise", type=float, default=None, help="calibrated read noise std, counts"
+    )
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--tile", type=int, default=options.DENOISE_DEFAULTS["tile"],
-                   help="tile side (default: the model's)")
-    p.add_argument("--overlap", type=int, default=options.DENOISE_DEFAULTS["overlap"],
-                   help="tile overlap in pixels (default: the model's, at least its receptive radius)")
-    p.add_argument("--batch-size", type=int, default=options.DENOISE_DEFAULTS["batch_size"],
-                   help="tiles per network call (default: 1 on a CPU, 8 on a GPU)")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=options.DENOISE_DEFAULTS["tile"],
+        help="tile side (default: the model's)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=int,
+        default=options.DENOISE_DEFAULTS["overlap"],
+        help="tile overlap in pixels (default: the model's, at least its receptive radius)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=options.DENOISE_DEFAULTS["batch_size"],
+        help="tiles per network call (default: 1 on a CPU, 8 on a GPU)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_denoise)
 
@@ -490,11 +681,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scales", help="factor:a pairs, default 2:1.2,3:1.5,2:1.8")
     p.set_defaults(func=cmd_targets)
 
-    p = sub.add_parser("score", help="BRISQUE, flat-region noise, and PSNR/SSIM against a reference")
+    p = sub.add_parser(
+        "score", help="BRISQUE, flat-region noise, and PSNR/SSIM against a reference"
+    )
     p.add_argument("images", nargs="+")
     p.add_argument("--reference", help="noise-free reference scan for PSNR/SSIM")
-    p.add_argument("--window", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                   help="fixed count window mapped to 0..255 for BRISQUE (default 0 65535)")
+    p.add_argument(
+        "--window",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="fixed count window mapped to 0..255 for BRISQUE (default 0 65535)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_score)
 
@@ -502,34 +700,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scan", help="a dual-energy TIFF or one half of a low/high pair")
     p.add_argument("-o", "--output", required=True, help="output TIFF")
     p.add_argument("--method", choices=options.FUSION_METHODS, default="wavelet")
-    p.add_argument("--wavelet", default="db4", help="any discrete PyWavelets wavelet (wavelet method)")
+    p.add_argument(
+        "--wavelet", default="db4", help="any discrete PyWavelets wavelet (wavelet method)"
+    )
     p.add_argument("--level", type=int, default=4, help="decomposition levels (wavelet method)")
     p.add_argument("--approx", choices=options.FUSION_APPROX_RULES, default="smoothed_mean")
     p.add_argument("--detail", choices=options.FUSION_DETAIL_RULES, default="sum")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="background/detail threshold in counts (spatial method; default 20/255 of white)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="background/detail threshold in counts (spatial method; default 20/255 of white)",
+    )
     p.add_argument("--gamma", type=float, default=2.2, help="display gamma (spatial method)")
     p.set_defaults(func=cmd_fuse)
 
-    p = sub.add_parser("colour", aliases=["color"], help="colour a dual-energy scan (material, hsv or hot)")
+    p = sub.add_parser(
+        "colour", aliases=["color"], help="colour a dual-energy scan (material, hsv or hot)"
+    )
     p.add_argument("scan")
     p.add_argument("-o", "--output", required=True, help="output .png or .tif (8-bit RGB)")
     p.add_argument("--scheme", choices=options.COLOUR_SCHEMES, default="material")
-    p.add_argument("--smooth", type=float, default=0.0, help="Gaussian sigma (px) before material classification")
-    p.add_argument("--white-level", type=float, default=None, help="air level in counts (default: estimated)")
+    p.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        help="Gaussian sigma (px) before material classification",
+    )
+    p.add_argument(
+        "--white-level", type=float, default=None, help="air level in counts (default: estimated)"
+    )
     p.set_defaults(func=cmd_colour)
 
-    p = sub.add_parser("batch", help="denoise (fuse, colour, score) whole folders on a dask cluster, resumable")
-    p.add_argument("inputs", nargs="+", help="folders, globs (quoted) or TIFF files; <name>_clean scans are references")
-    p.add_argument("-o", "--output", required=True, help="output folder (outputs, manifest.csv/json, journal)")
-    p.add_argument("--model", default="default", help=".keras model file, or 'default' (the shipped model)")
-    p.add_argument("--fuse", choices=["wavelet", "spatial"], default=None, help="also fuse the denoised energies")
-    p.add_argument("--colour", "--color", choices=["material"], default=None,
-                   help="also write a material-coloured PNG of the denoised scan")
-    p.add_argument("--score", action="store_true", help="BRISQUE, flat-region noise, PSNR/SSIM beside a reference")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
-    p.add_argument("--scheduler", default=None, help="use a running dask cluster, e.g. tcp://host:8786")
-    p.add_argument("--force", action="store_true", help="redo scans whose outputs are already up to date")
+    p = sub.add_parser(
+        "batch", help="denoise (fuse, colour, score) whole folders on a dask cluster, resumable"
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        help="folders, globs (quoted) or TIFF files; <name>_clean scans are references",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, help="output folder (outputs, manifest.csv/json, journal)"
+    )
+    p.add_argument(
+        "--model", default="default", help=".keras model file, or 'default' (the shipped model)"
+    )
+    p.add_argument(
+        "--fuse",
+        choices=["wavelet", "spatial"],
+        default=None,
+        help="also fuse the denoised energies",
+    )
+    p.add_argument(
+        "--colour",
+        "--color",
+        choices=["material"],
+        default=None,
+        help="also write a material-coloured PNG of the denoised scan",
+    )
+    p.add_argument(
+        "--score",
+        action="store_true",
+        help="BRISQUE, flat-region noise, PSNR/SSIM beside a reference",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (default: one per core)"
+    )
+    p.add_argument(
+        "--scheduler", default=None, help="use a running dask cluster, e.g. tcp://host:8786"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="redo scans whose outputs are already up to date"
+    )
     p.add_argument("--tile", type=int, default=None, help="tile side (default: the model's)")
     p.add_argument("--overlap", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -110,7 +110,9 @@ def _to_output(rgb01: np.ndarray, as_float: bool) -> np.ndarray:
 
 def _per_channel(value, name: str) -> tuple[float, float]:
     """One number for both channels, or a (low, high) pair, as two floats."""
-    pair = value if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str) else None
+    pair = (
+        value if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str) else None
+    )
     try:
         if pair is None:
             return float(value), float(value)
@@ -326,8 +328,10 @@ def _classify(a_low, a_high, t_high, organic_max, inorganic_max, min_attenuation
     organic_att, organic_ratio = _boundary(organic_max, "organic_max")
     inorganic_att, inorganic_ratio = _boundary(inorganic_max, "inorganic_max")
     knots = np.union1d(organic_att, inorganic_att)
-    if (np.interp(knots, inorganic_att, inorganic_ratio)
-            <= np.interp(knots, organic_att, organic_ratio)).any():
+    if (
+        np.interp(knots, inorganic_att, inorganic_ratio)
+        <= np.interp(knots, organic_att, organic_ratio)
+    ).any():
         raise ValueError(
             "inorganic_max must be larger than organic_max at every attenuation; the ratio "
             "bands are organic < inorganic < metal."
@@ -386,7 +390,13 @@ def classify_materials(
     """
     a_low, a_high, t_high = _attenuations(low, high, white_level, dark_level, smooth_sigma)
     return _classify(
-        a_low, a_high, t_high, organic_max, inorganic_max, min_attenuation, impenetrable_transmission
+        a_low,
+        a_high,
+        t_high,
+        organic_max,
+        inorganic_max,
+        min_attenuation,
+        impenetrable_transmission,
     )
 
 
@@ -420,7 +430,13 @@ def material_colour(
     gamma = _positive_finite(gamma, "gamma")
     a_low, a_high, t_high = _attenuations(low, high, white_level, dark_level, smooth_sigma)
     classes = _classify(
-        a_low, a_high, t_high, organic_max, inorganic_max, min_attenuation, impenetrable_transmission
+        a_low,
+        a_high,
+        t_high,
+        organic_max,
+        inorganic_max,
+        min_attenuation,
+        impenetrable_transmission,
     )
     palette = np.ones((5, 3), dtype=np.float32)  # background: white (uncoloured)
     for class_id, rgb in MATERIAL_COLOURS_RGB01.items():

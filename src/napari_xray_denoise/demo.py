@@ -62,24 +62,42 @@ def run_demo(out: Path) -> list[dict]:
             versions["denoised"] = bands.apply_inside(model.denoise, noisy)
             seconds = time.perf_counter() - t0
             step = io.denoise_history_entry("default", model.metadata, model.last_noise)
-            io.write_tiff(out / f"{scan.name}_denoised.tif", list(versions["denoised"]),
-                          channel_names=["low", "high"], history=history + [step])
+            io.write_tiff(
+                out / f"{scan.name}_denoised.tif",
+                list(versions["denoised"]),
+                channel_names=["low", "high"],
+                history=history + [step],
+            )
             print(f"{scan.name}: denoised {noisy.shape[1]}x{noisy.shape[2]} in {seconds:.2f} s")
         for label, stack in versions.items():
             fused = fusion.wavelet_fuse(stack[0], stack[1])
             rgb = colour.material_colour(stack[0], stack[1])
             step = io.history_entry("wavelet fusion", input=label, wavelet="db4", level=4)
-            io.write_tiff(out / f"{scan.name}_{label}_fused.tif", fused, channel_names=["fused"], history=history + [step])
+            io.write_tiff(
+                out / f"{scan.name}_{label}_fused.tif",
+                fused,
+                channel_names=["fused"],
+                history=history + [step],
+            )
             _preview(out / f"{scan.name}_{label}_fused.png", fused, history + [step])
-            io.write_rgb(out / f"{scan.name}_{label}_material.png", rgb,
-                         history=history + [io.history_entry("material colour", input=label)])
-            for row in metrics.score_table({f"{scan.name} {label}": stack}, reference=clean,
-                                               window=metrics.DEFAULT_WINDOW):
+            io.write_rgb(
+                out / f"{scan.name}_{label}_material.png",
+                rgb,
+                history=history + [io.history_entry("material colour", input=label)],
+            )
+            for row in metrics.score_table(
+                {f"{scan.name} {label}": stack}, reference=clean, window=metrics.DEFAULT_WINDOW
+            ):
                 row["channel"] = ("low", "high")[row["channel"]]
                 rows.append(row)
-            rows.append({"name": f"{scan.name} {label}", "channel": "fused",
-                         "brisque": metrics.brisque(np.clip(fused, 0, 65535).astype(np.uint16)),
-                         "noise": metrics.estimate_noise_flat(fused)})
+            rows.append(
+                {
+                    "name": f"{scan.name} {label}",
+                    "channel": "fused",
+                    "brisque": metrics.brisque(np.clip(fused, 0, 65535).astype(np.uint16)),
+                    "noise": metrics.estimate_noise_flat(fused),
+                }
+            )
     print()
     print_table(rows, ["name", "channel", "brisque", "noise", "psnr", "ssim"])
     print(f"\noutputs written to {out.resolve()}")

@@ -49,12 +49,41 @@ _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PAIR_RE = re.compile(r"^(?P<base>.+)_(?P<role>low|high|le|he|l|h)$", re.IGNORECASE)
 _ROLE_ENERGY = {"low": "low", "le": "low", "l": "low", "high": "high", "he": "high", "h": "high"}
 _PARTNER_ROLE = {"low": "high", "high": "low", "le": "he", "he": "le", "l": "h", "h": "l"}
-_LOW_NAMES = {"low", "le", "l", "lowenergy", "low_energy", "low-energy", "low energy", "low-kv", "low kv"}
-_HIGH_NAMES = {"high", "he", "h", "highenergy", "high_energy", "high-energy", "high energy", "high-kv", "high kv"}
+_LOW_NAMES = {
+    "low",
+    "le",
+    "l",
+    "lowenergy",
+    "low_energy",
+    "low-energy",
+    "low energy",
+    "low-kv",
+    "low kv",
+}
+_HIGH_NAMES = {
+    "high",
+    "he",
+    "h",
+    "highenergy",
+    "high_energy",
+    "high-energy",
+    "high energy",
+    "high-kv",
+    "high kv",
+}
 
 _KEPT_TAGS = (
-    "Software", "DateTime", "Make", "Model", "Artist", "HostComputer",
-    "XResolution", "YResolution", "ResolutionUnit", "BitsPerSample", "Compression",
+    "Software",
+    "DateTime",
+    "Make",
+    "Model",
+    "Artist",
+    "HostComputer",
+    "XResolution",
+    "YResolution",
+    "ResolutionUnit",
+    "BitsPerSample",
+    "Compression",
 )
 
 
@@ -169,7 +198,9 @@ def scan_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[l
     for item in paths:
         p = Path(item)
         if p.is_dir():
-            files.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in TIFF_SUFFIXES and f.is_file()))
+            files.extend(
+                sorted(f for f in p.iterdir() if f.suffix.lower() in TIFF_SUFFIXES and f.is_file())
+            )
         else:
             files.append(p)
     groups: list[list[Path]] = []
@@ -274,7 +305,9 @@ def _read_pair(first: Path, second: Path) -> Scan:
     meta = dict(low.meta)
     meta["source_paths"] = [str(lf), str(hf)]
     meta["layout"] = "pair"
-    bands = EdgeBands.from_dict(low.meta["edge_bands"]).union(EdgeBands.from_dict(high.meta["edge_bands"]))
+    bands = EdgeBands.from_dict(low.meta["edge_bands"]).union(
+        EdgeBands.from_dict(high.meta["edge_bands"])
+    )
     meta["edge_bands"] = bands.as_dict()
     meta["effective_bits"] = _effective_bits(bands.interior(a) for a in (low_img, high_img))
     return Scan(base, {"low": low_img, "high": high_img}, meta)
@@ -284,7 +317,9 @@ def _read_single_file(path: Path) -> Scan:
     if not path.exists():
         raise ScanReadError(f"File '{path}' does not exist; check the path.")
     if path.stat().st_size == 0:
-        raise ScanReadError(f"'{path.name}' is empty (0 bytes); the file was not written completely.")
+        raise ScanReadError(
+            f"'{path.name}' is empty (0 bytes); the file was not written completely."
+        )
     if not is_tiff_file(path):
         raise ScanReadError(f"'{path.name}' is not a TIFF file; open a .tif/.tiff scan.")
     try:
@@ -321,13 +356,19 @@ def _scan_name(path: Path) -> str:
     return name[: -len(".ome")] if name.lower().endswith(".ome") else name
 
 
-def _series_arrays(tif: tifffile.TiffFile, path: Path) -> tuple[list[np.ndarray], list[str] | None, dict]:
+def _series_arrays(
+    tif: tifffile.TiffFile, path: Path
+) -> tuple[list[np.ndarray], list[str] | None, dict]:
     """Images of the file as a list of 2-D arrays, their channel names if known."""
     if not tif.pages:
         raise ScanReadError(f"'{path.name}' holds no images; export the scan again.")
     page0 = tif.pages.first
     photometric = getattr(page0, "photometric", None)
-    if photometric in (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.PALETTE, tifffile.PHOTOMETRIC.YCBCR):
+    if photometric in (
+        tifffile.PHOTOMETRIC.RGB,
+        tifffile.PHOTOMETRIC.PALETTE,
+        tifffile.PHOTOMETRIC.YCBCR,
+    ):
         raise ScanReadError(
             f"'{path.name}' is a colour (RGB or palette) image, not a raw scan; open the "
             "scanner's raw 16-bit grayscale export instead."
@@ -349,7 +390,9 @@ def _series_arrays(tif: tifffile.TiffFile, path: Path) -> tuple[list[np.ndarray]
             data = data[0]
         if data.ndim == 2:
             arrays.append(data)
-        elif data.ndim == 3 and (axes.endswith("S") or data.shape[-1] in (3, 4) and data.shape[0] > 4):
+        elif data.ndim == 3 and (
+            axes.endswith("S") or data.shape[-1] in (3, 4) and data.shape[0] > 4
+        ):
             raise ScanReadError(
                 f"'{path.name}' holds colour samples per pixel (shape {data.shape}), not a raw "
                 "scan; open the scanner's raw 16-bit grayscale export instead."
@@ -406,7 +449,9 @@ def _gib(n_bytes: float) -> str:
 def _check_memory(series, path: Path) -> None:
     """Refuse a file whose header claims more pixels than this machine can hold, before
     anything is allocated (a damaged header or a scan too big for this machine)."""
-    needed = sum(int(np.prod(s.shape, dtype=np.float64)) * np.dtype(s.dtype).itemsize for s in series)
+    needed = sum(
+        int(np.prod(s.shape, dtype=np.float64)) * np.dtype(s.dtype).itemsize for s in series
+    )
     available = available_memory_bytes()
     if available is None or needed <= available:
         return
@@ -441,7 +486,9 @@ def _tifffile_log_to_debug():
         logger.propagate = propagate
 
 
-def _assign_roles(arrays: list[np.ndarray], names: list[str] | None, path: Path) -> dict[str, np.ndarray]:
+def _assign_roles(
+    arrays: list[np.ndarray], names: list[str] | None, path: Path
+) -> dict[str, np.ndarray]:
     if len(arrays) == 1:
         name = names[0] if names else "image"
         role = _role_from_name(name)
@@ -459,7 +506,9 @@ def _assign_roles(arrays: list[np.ndarray], names: list[str] | None, path: Path)
 
 
 def _low_high_first(channels: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    order = [k for k in ("low", "high") if k in channels] + [k for k in channels if k not in ("low", "high")]
+    order = [k for k in ("low", "high") if k in channels] + [
+        k for k in channels if k not in ("low", "high")
+    ]
     return {k: channels[k] for k in order}
 
 
@@ -496,7 +545,9 @@ def _validate_image(arr: np.ndarray, path: Path, name: str) -> np.ndarray:
             )
         return arr
     if kind == "b":
-        raise ScanReadError(f"'{path.name}' is a binary (1-bit) mask, not a scan; open a 16-bit raw scan.")
+        raise ScanReadError(
+            f"'{path.name}' is a binary (1-bit) mask, not a scan; open a 16-bit raw scan."
+        )
     raise ScanReadError(
         f"'{path.name}' has unsupported pixel type {arr.dtype}; export 8- or 16-bit unsigned "
         "integer (or float) grayscale."
@@ -535,7 +586,9 @@ def _ome_channel_names(tif: tifffile.TiffFile) -> list[str] | None:
         root = ET.fromstring(tif.ome_metadata)
     except ET.ParseError:
         return None
-    names = [el.get("Name") for el in root.iter() if el.tag.endswith("}Channel") or el.tag == "Channel"]
+    names = [
+        el.get("Name") for el in root.iter() if el.tag.endswith("}Channel") or el.tag == "Channel"
+    ]
     return names if names and all(names) else None
 
 
@@ -579,7 +632,9 @@ def to_uint16(image: np.ndarray, count_scale: float = 1.0) -> np.ndarray:
     if image.dtype.kind in "iu":
         return np.clip(image, 0, 65535).astype(np.uint16)
     if image.dtype.kind != "f":
-        raise ValueError(f"Cannot write pixel type {image.dtype} as a 16-bit image; convert it to numbers first.")
+        raise ValueError(
+            f"Cannot write pixel type {image.dtype} as a 16-bit image; convert it to numbers first."
+        )
     if not np.isfinite(image).all():
         raise ValueError("The image contains NaN or infinite values; replace them before saving.")
     out = np.rint(image.astype(np.float64) * count_scale)
@@ -596,7 +651,13 @@ def count_scale_for(image: np.ndarray, meta: Mapping[str, Any] | None = None) ->
     if meta and "count_scale" in meta:
         return float(meta["count_scale"])
     image = np.asarray(image)
-    if image.dtype.kind == "f" and image.size and np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1.0:
+    if (
+        image.dtype.kind == "f"
+        and image.size
+        and np.isfinite(image).all()
+        and image.min() >= 0
+        and image.max() <= 1.0
+    ):
         return 65535.0
     return 1.0
 
@@ -611,14 +672,21 @@ def history_entry(operation: str, **params: Any) -> dict[str, Any]:
     }
 
 
-def denoise_history_entry(model_name: str, metadata: Mapping[str, Any], noise_used: Any) -> dict[str, Any]:
+def denoise_history_entry(
+    model_name: str, metadata: Mapping[str, Any], noise_used: Any
+) -> dict[str, Any]:
     """The ``denoise`` step: the model, its method and mode, and the noise actually used.
 
     ``noise_used`` is what the denoiser applied to this scan (``Denoiser.last_noise``:
     per channel, fitted on the scan by default), not the noise the model was trained on.
     """
-    return history_entry("denoise", model=model_name, method=metadata.get("method"),
-                         mode=metadata.get("mode"), noise=noise_used)
+    return history_entry(
+        "denoise",
+        model=model_name,
+        method=metadata.get("method"),
+        mode=metadata.get("mode"),
+        noise=noise_used,
+    )
 
 
 def _jsonable(obj: Any) -> Any:
@@ -659,7 +727,9 @@ def atomic_write(path: str | os.PathLike, write_fn, *, suffix: str = ".part") ->
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise ScanWriteError(f"Folder '{folder}' does not exist; create it or choose another output folder.")
+        raise ScanWriteError(
+            f"Folder '{folder}' does not exist; create it or choose another output folder."
+        )
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -678,7 +748,9 @@ def atomic_write(path: str | os.PathLike, write_fn, *, suffix: str = ".part") ->
             raise ScanWriteError(
                 f"No permission to write '{path}'; choose a folder you can write to."
             ) from exc
-        raise ScanWriteError(f"Could not write '{path.name}' ({exc.strerror or exc}); nothing was written.") from exc
+        raise ScanWriteError(
+            f"Could not write '{path.name}' ({exc.strerror or exc}); nothing was written."
+        ) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -713,8 +785,14 @@ def write_tiff(
             f"All images written to one TIFF must be 2-D and the same shape; got {[np.shape(i) for i in images]}."
         )
     stack = np.stack([to_uint16(im, s) for im, s in zip(images, scales, strict=True)])
-    names = list(channel_names) if channel_names is not None else (
-        ["low", "high"] if len(images) == 2 else ["image"] * (len(images) == 1) or [f"channel {i}" for i in range(len(images))]
+    names = (
+        list(channel_names)
+        if channel_names is not None
+        else (
+            ["low", "high"]
+            if len(images) == 2
+            else ["image"] * (len(images) == 1) or [f"channel {i}" for i in range(len(images))]
+        )
     )
     if len(names) != len(images):
         raise ValueError(f"{len(names)} channel names given for {len(images)} images.")
@@ -730,7 +808,10 @@ def write_tiff(
 
     def _write(tmp: Path) -> None:
         tifffile.imwrite(
-            tmp, data, photometric="minisblack", metadata=metadata,
+            tmp,
+            data,
+            photometric="minisblack",
+            metadata=metadata,
             software=f"napari-xray-denoise {__version__}",
             compression="zlib" if compress else None,
         )
@@ -738,7 +819,9 @@ def write_tiff(
     return atomic_write(path, _write)
 
 
-def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, history: Sequence[Mapping[str, Any]] = ()) -> Path:
+def write_rgb(
+    path: str | os.PathLike, rgb: np.ndarray, *, history: Sequence[Mapping[str, Any]] = ()
+) -> Path:
     """Write an (Y, X, 3|4) colour image as 8-bit RGB(A) TIFF or PNG (by suffix), atomically.
 
     Colour images are display products, so 8 bits per sample is their natural depth;
@@ -749,7 +832,9 @@ def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, history: Sequence[Map
         raise ValueError(f"A colour image must have shape (Y, X, 3) or (Y, X, 4); got {rgb.shape}.")
     if rgb.dtype.kind == "f":
         if not np.isfinite(rgb).all():
-            raise ValueError("The colour image contains NaN or infinite values; replace them before saving.")
+            raise ValueError(
+                "The colour image contains NaN or infinite values; replace them before saving."
+            )
         top = 255.0 if rgb.max() > 1.0 else 1.0
         rgb8 = np.clip(np.rint(rgb / top * 255.0), 0, 255).astype(np.uint8)
     elif rgb.dtype == np.uint16:
@@ -765,7 +850,10 @@ def write_rgb(path: str | os.PathLike, rgb: np.ndarray, *, history: Sequence[Map
             from PIL import PngImagePlugin
 
             info = PngImagePlugin.PngInfo()
-            info.add_text("Description", json.dumps({METADATA_KEY: __version__, "history": _jsonable(list(history))}))
+            info.add_text(
+                "Description",
+                json.dumps({METADATA_KEY: __version__, "history": _jsonable(list(history))}),
+            )
 
         def _write(tmp: Path) -> None:
             Image.fromarray(rgb8).save(tmp, format="PNG", pnginfo=info)

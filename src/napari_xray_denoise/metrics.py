@@ -146,7 +146,9 @@ def _fit_ggd(values: np.ndarray) -> tuple[float, float]:
     sigma_sq = float(np.mean(values * values))
     mean_abs = float(np.mean(np.abs(values)))
     if not (sigma_sq > 0.0):
-        raise ValueError("image has no structure (constant after normalisation); BRISQUE is undefined.")
+        raise ValueError(
+            "image has no structure (constant after normalisation); BRISQUE is undefined."
+        )
     rho = sigma_sq / mean_abs**2
     alpha = float(_SHAPE_GRID[np.argmin(np.abs(rho - ggd_ratio))])
     return alpha, sigma_sq
@@ -195,6 +197,7 @@ def _imresize_matrix(in_length: int, scale: float) -> sparse.csr_matrix:
     out_length = int(np.ceil(in_length * scale))
     kernel_width = 4.0
     if scale < 1.0:  # antialiasing: stretch the kernel by 1/scale
+
         def kernel(x):
             return scale * _cubic(scale * x)
 
@@ -272,7 +275,11 @@ def _parse_libsvm_model(text: str, n_features: int) -> tuple[float, float, np.nd
             break
         key, _, value = line.partition(" ")
         header[key] = value.strip()
-    if start is None or header.get("svm_type") != "epsilon_svr" or header.get("kernel_type") != "rbf":
+    if (
+        start is None
+        or header.get("svm_type") != "epsilon_svr"
+        or header.get("kernel_type") != "rbf"
+    ):
         raise ValueError("BRISQUE model file is not a libsvm epsilon-SVR model with an RBF kernel.")
     coefs, svs = [], []
     for line in lines[start:]:
@@ -310,9 +317,10 @@ def _load_model() -> _SvrModel:
 def _scale_features(feats: np.ndarray, model: _SvrModel) -> np.ndarray:
     """svm-scale: linear map [min, max] -> [lower, upper], no clipping."""
     span = model.feature_max - model.feature_min
-    return model.scale_lower + (model.scale_upper - model.scale_lower) * (
-        feats - model.feature_min
-    ) / span
+    return (
+        model.scale_lower
+        + (model.scale_upper - model.scale_lower) * (feats - model.feature_min) / span
+    )
 
 
 def _svr_predict(x: np.ndarray, model: _SvrModel) -> float:
@@ -351,7 +359,9 @@ def _paired(test, reference) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(test, dtype=np.float64)
     r = np.asarray(reference, dtype=np.float64)
     if t.shape != r.shape:
-        raise ValueError(f"test and reference must have the same shape, got {t.shape} and {r.shape}.")
+        raise ValueError(
+            f"test and reference must have the same shape, got {t.shape} and {r.shape}."
+        )
     if t.ndim not in (2, 3):
         raise ValueError(f"expected a 2-D image or a (C, Y, X) stack, got shape {t.shape}.")
     return t, r
@@ -395,7 +405,11 @@ def ssim(test, reference, data_range: float = 65535.0):
     def one(a, b):
         return float(
             structural_similarity(
-                a, b, data_range=float(data_range), gaussian_weights=True, sigma=1.5,
+                a,
+                b,
+                data_range=float(data_range),
+                gaussian_weights=True,
+                sigma=1.5,
                 use_sample_covariance=False,
             )
         )
@@ -442,8 +456,9 @@ def estimate_noise_flat(image, flat_fraction: float = 0.5) -> float:
         raise ValueError("estimate_noise_flat needs finite pixel values; replace NaN/inf first.")
     inner = (slice(1, -1), slice(1, -1))
     response = ndimage.correlate(arr, _IMMERKAER, mode="nearest")[inner]
-    gradient = np.hypot(ndimage.sobel(arr, axis=0, mode="nearest"),
-                        ndimage.sobel(arr, axis=1, mode="nearest"))[inner]
+    gradient = np.hypot(
+        ndimage.sobel(arr, axis=0, mode="nearest"), ndimage.sobel(arr, axis=1, mode="nearest")
+    )[inner]
     spread = (ndimage.maximum_filter(arr, size=3) - ndimage.minimum_filter(arr, size=3))[inner]
     usable = spread > 0
     if not np.any(usable):
@@ -488,9 +503,11 @@ def score_table(
             raise ValueError(
                 f"image {name!r} has shape {arr.shape} but the reference has {ref.shape}."
             )
-        channels = [(None, arr, ref)] if arr.ndim == 2 else [
-            (c, arr[c], None if ref is None else ref[c]) for c in range(arr.shape[0])
-        ]
+        channels = (
+            [(None, arr, ref)]
+            if arr.ndim == 2
+            else [(c, arr[c], None if ref is None else ref[c]) for c in range(arr.shape[0])]
+        )
         for channel, plane, ref_plane in channels:
             row = {
                 "name": str(name),

@@ -10,7 +10,11 @@ from __future__ import annotations
 from .core.registry import BLINDSPOT_MODES, DEFAULT_METHOD, JOINT_OPTIONS, method_names
 from .fusion import APPROX_RULES, DETAIL_RULES
 
-__all__ = ["BLINDSPOT_MODES", "DEFAULT_METHOD", "TRAIN_METHODS"]  # names from core.registry (TF-free)
+__all__ = [
+    "BLINDSPOT_MODES",
+    "DEFAULT_METHOD",
+    "TRAIN_METHODS",
+]  # names from core.registry (TF-free)
 
 #: training methods: a blind-spot mode, or ``amssd`` (multiscale pseudo-targets); each
 #: is registered in ``core.registry``, which decides the model kind it trains

@@ -26,8 +26,9 @@ class TrainingProgress:
     The clock starts at construction (``clock`` is for tests).
     """
 
-    def __init__(self, steps: int, minutes: float | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, steps: int, minutes: float | None = None, clock: Callable[[], float] = time.monotonic
+    ):
         self.steps = max(int(steps), 1)
         self.budget_s = None if not minutes else 60.0 * float(minutes)
         self._clock = clock

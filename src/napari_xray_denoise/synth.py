@@ -277,9 +277,17 @@ def mesh(shape, rng) -> np.ndarray:
         period2 = period * rng.uniform(0.7, 1.4)
         v = (-np.sin(angle) * yy + np.cos(angle) * xx) * (2 * np.pi / period2)
         pattern = np.maximum(pattern, np.maximum(np.sin(v), 0) ** 2)
-    region = _soft(_rect_mask(shape, rng.uniform(0, shape[0]), rng.uniform(0, shape[1]),
-                              rng.uniform(0.2, 0.8) * shape[0], rng.uniform(0.2, 0.8) * shape[1],
-                              rng.uniform(0, np.pi)), 1.0)
+    region = _soft(
+        _rect_mask(
+            shape,
+            rng.uniform(0, shape[0]),
+            rng.uniform(0, shape[1]),
+            rng.uniform(0.2, 0.8) * shape[0],
+            rng.uniform(0.2, 0.8) * shape[1],
+            rng.uniform(0, np.pi),
+        ),
+        1.0,
+    )
     return (rng.uniform(0.2, 2.0) * pattern * region).astype(np.float32)
 
 
@@ -303,8 +311,14 @@ def random_scene(shape, rng, *, blur: tuple[float, float] = (0.3, 1.0)) -> np.nd
     for name in rng.choice(names, size=k, replace=False):
         depth += SCENE_KINDS[str(name)](shape, rng)
     if rng.uniform() < 0.3:  # part of the view is open air (outside the bag)
-        edge = _rect_mask(shape, rng.uniform(0, shape[0]), rng.uniform(0, shape[1]),
-                          rng.uniform(0.2, 1.0) * shape[0], rng.uniform(0.2, 1.0) * shape[1], 0.0)
+        edge = _rect_mask(
+            shape,
+            rng.uniform(0, shape[0]),
+            rng.uniform(0, shape[1]),
+            rng.uniform(0.2, 1.0) * shape[0],
+            rng.uniform(0.2, 1.0) * shape[1],
+            0.0,
+        )
         depth *= _soft(edge, 2.0)
     depth *= rng.uniform(0.3, 2.0)  # overall thickness / energy
     sigma = rng.uniform(*blur)
@@ -363,4 +377,6 @@ def scan_transmission(
         n = rng.binomial(t.size, defect_fraction)
         idx = rng.integers(0, t.size, n)
         noisy.flat[idx] = np.where(rng.uniform(size=n) < 0.5, 0.0, code_max)
-    return ScannedChannel(noisy, clean, float(gain), float(read * read + 1.0 / 12.0), float(code_max))
+    return ScannedChannel(
+        noisy, clean, float(gain), float(read * read + 1.0 / 12.0), float(code_max)
+    )

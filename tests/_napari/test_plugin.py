@@ -12,14 +12,20 @@ def test_manifest_validates_with_imports():
 
     manifest = PluginManifest.from_distribution("napari-xray-denoise")
     manifest.validate_imports()
-    assert {c.id.split(".")[-1] for c in manifest.contributions.commands} >= {"get_reader", "write_layer", "write_layers"}
+    assert {c.id.split(".")[-1] for c in manifest.contributions.commands} >= {
+        "get_reader",
+        "write_layer",
+        "write_layers",
+    }
     assert npe2 is not None
 
 
 def test_npe2_cli_validate():
     result = subprocess.run(
         [sys.executable, "-m", "npe2", "validate", "--imports", "napari-xray-denoise"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -59,7 +65,9 @@ def test_light_modules_do_not_import_tensorflow():
         "bad = sorted(k for k in ('tensorflow', 'keras') if k in sys.modules)\n"
         "assert not bad, bad\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 

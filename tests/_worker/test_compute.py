@@ -62,7 +62,9 @@ def test_unexpected_error_traceback_goes_to_the_log_file(lane, tmp_path, monkeyp
     with pytest.raises(_compute.ComputeError) as info:
         lane.submit(J + "fail", kind="runtime").wait()
     message = str(info.value)
-    assert len(message.splitlines()) == 1 and message.startswith("RuntimeError: boom in the library")
+    assert len(message.splitlines()) == 1 and message.startswith(
+        "RuntimeError: boom in the library"
+    )
     log = tmp_path / "napari-xray-denoise" / "worker.log"
     assert str(log) in message
     text = log.read_text()

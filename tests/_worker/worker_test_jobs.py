@@ -28,7 +28,9 @@ def sleep(report, cancel, *, seconds: float, exit_code: int | None = None) -> di
 def fail(report, cancel, *, kind: str) -> dict:
     """Raise a user error (ValueError) or an unexpected one."""
     if kind == "value":
-        raise ValueError("The model file '/nonexistent/model.keras' does not exist; check the path.")
+        raise ValueError(
+            "The model file '/nonexistent/model.keras' does not exist; check the path."
+        )
     return _deep_in_the_library()
 
 

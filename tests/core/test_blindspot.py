@@ -21,6 +21,7 @@ def _input_gradient(model, x: np.ndarray, out_channel: int, yx: tuple[int, int])
         value = model(xt)[0, yx[0], yx[1], out_channel]
     return tape.gradient(value, xt).numpy()[0]
 
+
 @pytest.mark.parametrize("joint,channels", [("single", 1), ("blind", 2)])
 def test_outputs_are_blind_to_their_own_pixel(joint, channels):
     model = core.build_blindspot_model(
@@ -35,6 +36,7 @@ def test_outputs_are_blind_to_their_own_pixel(joint, channels):
             assert np.any(grad[16 + dy, 16 + dx] != 0.0)
         assert np.count_nonzero(grad) > 50 * channels  # a wide receptive field, not just the ring
 
+
 def test_cross_variant_sees_only_the_other_channels_centre():
     model = core.build_blindspot_model(channels=2, joint="cross", mode="poissongaussian", **TINY)
     _randomise(model)
@@ -45,11 +47,13 @@ def test_cross_variant_sees_only_the_other_channels_centre():
             assert grad[16, 16, c] == 0.0
             assert grad[16, 16, 1 - c] != 0.0
 
+
 def test_model_rejects_bad_options():
     with pytest.raises(ValueError, match="mode"):
         core.build_blindspot_model(mode="laplace")
     with pytest.raises(ValueError, match="joint"):
         core.build_blindspot_model(channels=2, joint="single")
+
 
 def test_supervised_model_sees_its_centre_pixel():
     model = core.build_blindspot_model(channels=2, joint="blind", mode="supervised", **TINY)
@@ -61,6 +65,7 @@ def test_supervised_model_sees_its_centre_pixel():
     with pytest.raises(ValueError, match="supervised"):
         core.build_blindspot_model(channels=2, joint="cross", mode="supervised", **TINY)
 
+
 def test_per_scan_noise_loss_uses_the_crops_own_noise_law():
     from napari_xray_denoise.core.blindspot import make_blindspot_loss
 
@@ -69,7 +74,9 @@ def test_per_scan_noise_loss_uses_the_crops_own_noise_law():
     mu = rng.random((2, 4, 4, 1)).astype(np.float32)
     s = 0.01 * np.ones_like(y)
     learnt = np.full_like(y, 123.0)  # the model's own noise output: must be ignored
-    a = np.concatenate([np.full((1, 4, 4, 1), 1e-3), np.full((1, 4, 4, 1), 4e-3)]).astype(np.float32)
+    a = np.concatenate([np.full((1, 4, 4, 1), 1e-3), np.full((1, 4, 4, 1), 4e-3)]).astype(
+        np.float32
+    )
     b = np.full_like(y, 1e-5)
     targets = np.concatenate([y, np.ones_like(y), a, b], axis=-1)
     outputs = np.concatenate([mu, s, learnt], axis=-1)

@@ -39,12 +39,14 @@ def test_train_blindspot_single_channel_and_denoise_shapes():
         len(den.last_noise) == 2 and den.last_noise[0]["a_counts"] == den.last_noise[1]["a_counts"]
     )
 
+
 def test_separate_channels_share_one_single_channel_model(dual_scan):
     den = core.train_blindspot([dual_scan[0]], _tiny_config(joint="separate", steps=2, val_every=2))
     meta = den.metadata
     assert meta["channels"] == 1 and meta["joint"] == "single"
     assert "columns" in meta["training"]["validation"]  # a band of the one scan, both channels
     assert den.denoise(dual_scan[0], tile=64, overlap=16).shape == dual_scan[0].shape
+
 
 def test_dual_energy_model_denoises_and_reports_noise_in_counts(trained, dual_scan):
     noisy, clean = dual_scan
@@ -60,6 +62,7 @@ def test_dual_energy_model_denoises_and_reports_noise_in_counts(trained, dual_sc
     with pytest.raises(ValueError, match="channel"):
         trained.denoise(noisy[0])
 
+
 def test_bfloat16_inference_is_close_to_float32(trained, dual_scan):
     scan = dual_scan[0][:, :64, :64]
     full = trained.denoise(scan, tile=64, overlap=16, precision="float32")
@@ -69,12 +72,14 @@ def test_bfloat16_inference_is_close_to_float32(trained, dual_scan):
     with pytest.raises(ValueError, match="precision"):
         trained.denoise(scan, precision="float16")
 
+
 def test_saturated_pixels_pass_through(trained, dual_scan):
     noisy = dual_scan[0].copy()
     noisy[1, 20:40, 30:70] = 65535  # clipped block in the high channel
     out = trained.denoise(noisy, tile=64, overlap=16)
     assert np.all(out[1, 20:40, 30:70] == 65535.0)
     assert not np.allclose(out[0, 20:40, 30:70], noisy[0, 20:40, 30:70])
+
 
 def test_cancel_stops_within_one_step_and_keeps_a_model(dual_scan, tmp_path):
     cancel = threading.Event()
@@ -98,6 +103,7 @@ def test_cancel_stops_within_one_step_and_keeps_a_model(dual_scan, tmp_path):
     assert den.denoise(dual_scan[0], tile=64, overlap=16).shape == dual_scan[0].shape
     assert core.load_model(ckpt).metadata["training"]["cancelled"] is True
 
+
 def test_training_is_deterministic_for_a_seed(dual_scan, op_determinism):
     cfg = _tiny_config(steps=3, val_every=3, seed=11)
     w1 = core.train_blindspot([dual_scan[0]], cfg).model.get_weights()
@@ -105,6 +111,7 @@ def test_training_is_deterministic_for_a_seed(dual_scan, op_determinism):
     assert len(w1) == len(w2)
     for a, b in zip(w1, w2, strict=True):
         np.testing.assert_array_equal(a, b)
+
 
 def test_bad_training_input_is_rejected():
     with pytest.raises(ValueError, match="at least"):
@@ -115,6 +122,7 @@ def test_bad_training_input_is_rejected():
         )
     with pytest.raises(ValueError, match="multiple"):
         _tiny_config(crop_size=30).check()
+
 
 @pytest.mark.slow
 def test_phantom_bag_quality_improves():
@@ -128,6 +136,7 @@ def test_phantom_bag_quality_improves():
         mse_noisy = np.mean((test.noisy[c] - test.clean[c]) ** 2)
         mse_out = np.mean((out[c] - test.clean[c]) ** 2)
         assert mse_out < 0.5 * mse_noisy
+
 
 def test_supervised_training_learns_from_clean_pairs(dual_scan):
     noisy, clean = dual_scan
@@ -151,6 +160,7 @@ def test_supervised_training_learns_from_clean_pairs(dual_scan):
     )
     assert sep.channels == 1 and sep.denoise(noisy).shape == noisy.shape
 
+
 def test_supervised_training_input_errors(dual_scan):
     noisy, clean = dual_scan
     with pytest.raises(ValueError, match="needs the clean scans"):
@@ -160,12 +170,17 @@ def test_supervised_training_input_errors(dual_scan):
     with pytest.raises(ValueError, match="one to one"):
         core.train_blindspot([noisy], _tiny_config(mode="supervised"), clean=[clean[:, :64]])
 
+
 def test_training_fits_each_scans_noise_when_asked():
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[:96, :128]
     clean = np.stack([20000 + 15000 * np.sin(xx / 20.0) * np.cos(yy / 28.0)] * 2)
-    scans = [np.clip(np.round(g * rng.poisson(clean / g) + rng.normal(0, 25, clean.shape)), 0, 65535)
-             .astype(np.uint16) for g in (4.0, 32.0)]
+    scans = [
+        np.clip(
+            np.round(g * rng.poisson(clean / g) + rng.normal(0, 25, clean.shape)), 0, 65535
+        ).astype(np.uint16)
+        for g in (4.0, 32.0)
+    ]
     den = core.train_blindspot(scans, _tiny_config(steps=4, noise_per_scan=True, joint="blind"))
     fits = den.metadata["noise"]["per_scan_counts"]
     assert len(fits) == 2 and len(fits[0]) == 2

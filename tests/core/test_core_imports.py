@@ -11,8 +11,6 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
 
-
-
 def test_importing_core_does_not_import_tensorflow():
     code = (
         "import sys, napari_xray_denoise.core as c, napari_xray_denoise.core.noisefit, "

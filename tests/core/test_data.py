@@ -30,6 +30,7 @@ def test_saturation_detection_and_scale():
     assert choose_scale([counts]) == 4095.0
     assert choose_scale([np.array([[70000.0]])]) == 70000.0
 
+
 def test_regions_and_crop_sampler():
     rng = np.random.default_rng(0)
     train, val, how = split_regions([(100, 200)], 32, rng)

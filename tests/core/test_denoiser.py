@@ -31,6 +31,7 @@ def test_save_load_round_trip_and_resume(trained, dual_scan, tmp_path):
     assert resumed.metadata["training"]["steps"] == trained.metadata["training"]["steps"] + 2
     assert resumed.metadata["joint"] == "cross"
 
+
 def test_load_model_errors(tmp_path):
     import keras
 

@@ -11,7 +11,9 @@ from napari_xray_denoise import io
 def test_full_disk_while_saving_model(tmp_path, monkeypatch):
     from napari_xray_denoise.core import TrainConfig, untrained_denoiser
 
-    den = untrained_denoiser(1, TrainConfig(enc_filters=4, dec_filters=8, levels=2, tile=64, overlap=8))
+    den = untrained_denoiser(
+        1, TrainConfig(enc_filters=4, dec_filters=8, levels=2, tile=64, overlap=8)
+    )
     good = tmp_path / "m.keras"
     den.save(good)
     before = good.read_bytes()

@@ -25,6 +25,7 @@ def test_posterior_mean_matches_numerical_integration():
     assert core.posterior_mean(y, mu, 0.0, 0.01) == pytest.approx(mu)
     assert core.posterior_mean(y, mu, 0.0, 0.0) == pytest.approx(mu)
 
+
 def test_uncalib_fit_recovers_known_affine_noise():
     rng = np.random.default_rng(3)
     a_true, b_true = 2e-4, 1.5e-5
@@ -35,6 +36,7 @@ def test_uncalib_fit_recovers_known_affine_noise():
     assert b == pytest.approx(b_true, rel=0.1)
     a_counts, b_counts = noisefit.affine_to_counts(a, b, 4095.0)
     assert a_counts == pytest.approx(a * 4095.0) and b_counts == pytest.approx(b * 4095.0**2)
+
 
 def test_noise_estimate_from_one_image_is_close():
     rng = np.random.default_rng(4)

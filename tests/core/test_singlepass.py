@@ -80,7 +80,9 @@ def test_save_and_load_give_the_same_output(tmp_path, bag):
     den.model.layers[-3].set_weights([w + 0.01 for w in den.model.layers[-3].get_weights()])
     path = den.save(tmp_path / "sp.keras")
     again = load_model(path)
-    np.testing.assert_allclose(again.denoise(bag.noisy[0]), den.denoise(bag.noisy[0]), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(
+        again.denoise(bag.noisy[0]), den.denoise(bag.noisy[0]), rtol=1e-5, atol=1e-3
+    )
 
 
 def test_large_scans_are_tiled_like_whole_ones(bag):
@@ -116,8 +118,16 @@ def test_simulated_pairs_cover_the_scanner_traits():
 def test_a_short_supervised_run_learns_and_resumes(tmp_path):
     from napari_xray_denoise.core.singlepass_train import LongRunConfig, train_long_run
 
-    cfg = LongRunConfig(widths=(8, 8, 16), crop=32, batch=4, pool_bags=1, refresh_every=1000,
-                        val_every_minutes=0.05, learning_rate=3e-3, ema_decay=0.9)
+    cfg = LongRunConfig(
+        widths=(8, 8, 16),
+        crop=32,
+        batch=4,
+        pool_bags=1,
+        refresh_every=1000,
+        val_every_minutes=0.05,
+        learning_rate=3e-3,
+        ema_decay=0.9,
+    )
     first = train_long_run(tmp_path, hours=0.006, config=cfg, log=lambda _m: None)
     assert first["steps"] > 10 and first["val_gain_db"] > 0.5, first
     second = train_long_run(tmp_path, hours=0.001, log=lambda _m: None)

@@ -24,6 +24,7 @@ def test_blend_weights_are_a_partition_of_unity():
     assert np.allclose(total[overlap : 2 * tile], 1.0)
     assert np.all(w[: overlap // 4] == 0.0)
 
+
 def test_tiled_inference_equals_untiled_in_the_interior():
     import keras
 
@@ -54,6 +55,7 @@ def test_tiled_inference_equals_untiled_in_the_interior():
     np.testing.assert_allclose(tiled[r:-r, r:-r], whole[r:-r, r:-r], atol=1e-5, rtol=1e-5)
     assert set(shapes) == {(3, 128, 128, 2)}  # one fixed shape: a traced model never re-traces
     assert progress[-1][0] == progress[-1][1] == len(shapes)
+
 
 def test_tiled_inference_cancel_and_small_images():
     cancel = threading.Event()

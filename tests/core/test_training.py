@@ -45,6 +45,7 @@ def _fit_tiny(mode: str, steps: int = 30):
     after = np.mean([float(loss_fn(t, model(x))) for x, t in val])
     return before, after, result, model
 
+
 @pytest.mark.parametrize(
     "mode",
     ["poissongaussian"]
@@ -55,6 +56,7 @@ def test_each_mode_trains_and_loss_decreases(mode):
     assert np.isfinite(after) and np.isfinite(result.best_val_loss)
     assert after < before - 0.5 * abs(before) or after < 0.5 * before
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
 
 def test_fit_lowers_learning_rate_on_plateau_and_stops_early():
     import keras
@@ -79,6 +81,7 @@ def test_fit_lowers_learning_rate_on_plateau_and_stops_early():
     assert result.stopped_early and result.steps_done == 6 and result.best_step == 1
     assert result.final_learning_rate == pytest.approx(2.5e-3)
 
+
 def test_cosine_schedule_warms_up_peaks_and_decays_to_min_lr():
     from napari_xray_denoise.core.training import FitSchedule
 
@@ -100,6 +103,7 @@ def test_cosine_schedule_warms_up_peaks_and_decays_to_min_lr():
     with pytest.raises(ValueError, match="max_minutes"):
         FitSchedule(max_minutes=0)
 
+
 def test_fit_stops_on_its_time_budget_at_a_low_learning_rate():
     import time
 
@@ -117,8 +121,14 @@ def test_fit_stops_on_its_time_budget_at_a_low_learning_rate():
     def loss(targets, outputs):
         return keras.ops.mean(keras.ops.square(outputs - targets[:, :1]))
 
-    schedule = FitSchedule(steps=10**6, learning_rate=1e-2, min_lr=1e-5, val_every=5,
-                           lr_schedule="cosine", max_minutes=0.02)
+    schedule = FitSchedule(
+        steps=10**6,
+        learning_rate=1e-2,
+        min_lr=1e-5,
+        val_every=5,
+        lr_schedule="cosine",
+        max_minutes=0.02,
+    )
     t0 = time.perf_counter()
     result = fit(model, loss, slow_batch, [(x, x)], schedule)
     assert result.out_of_time and not result.cancelled

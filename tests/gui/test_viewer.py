@@ -29,7 +29,9 @@ def test_pair_opened_file_by_file_gives_two_layers(make_napari_viewer, tmp_path,
     tifffile.imwrite(tmp_path / "p_low.tif", dual_u16[0])
     tifffile.imwrite(tmp_path / "p_high.tif", dual_u16[1])
     viewer = make_napari_viewer()
-    viewer.open([str(tmp_path / "p_low.tif"), str(tmp_path / "p_high.tif")], plugin="napari-xray-denoise")
+    viewer.open(
+        [str(tmp_path / "p_low.tif"), str(tmp_path / "p_high.tif")], plugin="napari-xray-denoise"
+    )
     assert [layer.name for layer in viewer.layers] == ["p low", "p high"]
 
 
@@ -37,7 +39,9 @@ def test_sample_bag_opens_and_draws(make_napari_viewer):
     from napari_xray_denoise.samples import sample_paths
 
     if not sample_paths("low_dose")[0].exists():
-        pytest.fail("sample_data/ is missing the shipped bags; run `python scripts/make_sample_data.py`")
+        pytest.fail(
+            "sample_data/ is missing the shipped bags; run `python scripts/make_sample_data.py`"
+        )
     viewer = make_napari_viewer(show=True)
     viewer.open_sample("napari-xray-denoise", "low_dose_bag")
     names = [layer.name for layer in viewer.layers]

@@ -50,7 +50,7 @@ def test_train_stop_then_denoise_and_compare(viewer, qtbot):
     clock, gaps = QElapsedTimer(), []
     timer = QTimer()
     timer.setInterval(50)
-    timer.timeout.connect(lambda: (gaps.append(clock.restart())))
+    timer.timeout.connect(lambda: gaps.append(clock.restart()))
     clock.start()
     timer.start()
 
@@ -58,7 +58,9 @@ def test_train_stop_then_denoise_and_compare(viewer, qtbot):
     assert worker is not None
     # a second run is refused with a message, not a crash
     assert widget.start() is None
-    qtbot.waitUntil(lambda: bool(widget.plot.train) and widget.plot.train[-1][0] >= 5, timeout=120_000)
+    qtbot.waitUntil(
+        lambda: bool(widget.plot.train) and widget.plot.train[-1][0] >= 5, timeout=120_000
+    )
     timer.stop()
     assert max(gaps[5:]) < 250, f"event loop blocked for {max(gaps[5:])} ms"
 
@@ -91,7 +93,9 @@ def test_train_stop_then_denoise_and_compare(viewer, qtbot):
 
     den.toggle_compare()
     assert _grid(viewer).enabled and [lay.name for lay in viewer.layers if lay.visible] == [
-        "bag_high_dose low", "bag_high_dose low denoised"]
+        "bag_high_dose low",
+        "bag_high_dose low denoised",
+    ]
     assert _draw(viewer).std() > 0
     den.toggle_compare()
     assert not _grid(viewer).enabled
@@ -103,7 +107,10 @@ def test_train_to_the_end_then_save(viewer, qtbot, tmp_path):
     worker = widget.start()
     with qtbot.waitSignal(worker.finished, timeout=180_000):
         pass
-    assert widget.last_model is not None and widget.last_model.metadata["training"]["cancelled"] is False
+    assert (
+        widget.last_model is not None
+        and widget.last_model.metadata["training"]["cancelled"] is False
+    )
     widget.save_path.value = tmp_path / "mine.keras"
     widget.save()
     assert (tmp_path / "mine.keras").stat().st_size > 10_000

@@ -34,7 +34,10 @@ def test_fuse_colour_widget_pairs_and_previews(viewer_with_bag, qtbot):
     widget.method.value = "spatial"
     assert len(viewer.layers) == n_layers
     assert not np.array_equal(viewer.layers["bag_medium_dose fused"].data, before)
-    assert viewer.layers["bag_medium_dose fused"].metadata["history"][-1]["operation"] == "spatial fusion"
+    assert (
+        viewer.layers["bag_medium_dose fused"].metadata["history"][-1]["operation"]
+        == "spatial fusion"
+    )
     viewer.window._qt_viewer.canvas.native.update()
     assert viewer.screenshot(canvas_only=True, flash=False).std() > 0
 
@@ -81,8 +84,12 @@ def test_score_widget_rows(viewer_with_bag):
 WIDGETS = ["Train denoiser", "Denoise", "Multiscale targets", "Fuse & colour", "Score"]
 
 
-@pytest.mark.parametrize("sample", ["low_dose_bag", "medium_dose_bag", "high_dose_bag", "small scan"])
-def test_every_widget_opens_silently_on_a_scan(make_napari_viewer, monkeypatch, qtbot, tmp_path, sample):
+@pytest.mark.parametrize(
+    "sample", ["low_dose_bag", "medium_dose_bag", "high_dose_bag", "small scan"]
+)
+def test_every_widget_opens_silently_on_a_scan(
+    make_napari_viewer, monkeypatch, qtbot, tmp_path, sample
+):
     """Opening any widget with a scan open shows no error (the event loop runs, as in napari)."""
     shown = []
     import napari_xray_denoise._napari.widgets._common as common
@@ -92,7 +99,9 @@ def test_every_widget_opens_silently_on_a_scan(make_napari_viewer, monkeypatch, 
     if sample == "small scan":  # too small for the default 4 wavelet levels
         scan = "small"
         rng = np.random.default_rng(0)
-        tifffile.imwrite(tmp_path / "small.tif", rng.integers(0, 60000, (2, 64, 80), dtype=np.uint16))
+        tifffile.imwrite(
+            tmp_path / "small.tif", rng.integers(0, 60000, (2, 64, 80), dtype=np.uint16)
+        )
         viewer.open(tmp_path / "small.tif", plugin="napari-xray-denoise")
     else:
         scan = sample.replace("_bag", "").join(("bag_", ""))
@@ -151,13 +160,29 @@ def test_denoise_widget_uses_the_models_defaults(make_napari_viewer, monkeypatch
     monkeypatch.setattr(denoise_widget.DenoiseWidget, "model_path", lambda self: "m.keras")
     den.scan.value = "bag_low_dose (low+high)"
     den.start()
-    assert {k: submitted.get(k, "missing") for k in options.DENOISE_DEFAULTS} == options.DENOISE_DEFAULTS
+    assert {
+        k: submitted.get(k, "missing") for k in options.DENOISE_DEFAULTS
+    } == options.DENOISE_DEFAULTS
     den.tile.value, den.overlap.value = 128, 16
     den.start()
-    assert submitted["tile"] == 128 and submitted["overlap"] == 16 and submitted["batch_size"] is None
+    assert (
+        submitted["tile"] == 128 and submitted["overlap"] == 16 and submitted["batch_size"] is None
+    )
     train = TrainWidget(viewer)
-    assert {"steps": train.steps.value, "batch_size": train.batch.value, "crop_size": train.crop.value,
-            "learning_rate": train.lr.value, "seed": train.seed.value} == options.TRAIN_DEFAULTS
+    assert train.method.value == options.DEFAULT_METHOD == "finetune"
+    assert (train.lr.value, train.crop.value, train.minutes.value) == (
+        options.FINETUNE_DEFAULTS["learning_rate"],
+        options.FINETUNE_DEFAULTS["crop_size"],
+        options.FINETUNE_DEFAULTS["minutes"],
+    )
+    train.method.value = "poissongaussian"  # the other methods start from the shared defaults
+    assert {
+        "steps": train.steps.value,
+        "batch_size": train.batch.value,
+        "crop_size": train.crop.value,
+        "learning_rate": train.lr.value,
+        "seed": train.seed.value,
+    } == options.TRAIN_DEFAULTS
 
 
 def test_train_widget_progress_follows_the_time_budget(make_napari_viewer):
@@ -174,7 +199,9 @@ def test_train_widget_progress_follows_the_time_budget(make_napari_viewer):
     assert "9:00 left" in widget.status.value
 
 
-def test_result_layers_of_a_scan_with_edge_bands_show_the_image_range(make_napari_viewer, tmp_path, qtbot):
+def test_result_layers_of_a_scan_with_edge_bands_show_the_image_range(
+    make_napari_viewer, tmp_path, qtbot
+):
     """A 12-bit scan with a 52685 filler band: its fused layer keeps the band's metadata and
     a display range of the image part (the band would wash the display out)."""
     rng = np.random.default_rng(0)
@@ -191,5 +218,7 @@ def test_result_layers_of_a_scan_with_edge_bands_show_the_image_range(make_napar
     assert fused.metadata["edge_bands"]["right"] == 4
     assert fused.contrast_limits[1] < 20000  # not the 52685 of the band
     rgb = viewer.layers["banded material colour"].data
-    assert rgb[5:25, 5:35].mean() > 230 and (rgb[:, -4:] == 0).all()  # air white (its own white level), band black
+    assert (
+        rgb[5:25, 5:35].mean() > 230 and (rgb[:, -4:] == 0).all()
+    )  # air white (its own white level), band black
     assert viewer.layers["banded low"].contrast_limits[1] <= 4095

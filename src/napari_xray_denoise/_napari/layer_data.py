@@ -46,7 +46,9 @@ def scan_to_layer_data(scan: Scan) -> list[tuple[np.ndarray, dict[str, Any], str
         kwargs = {
             "name": layer_name(scan.name, channel),
             "colormap": "gray",
-            "contrast_limits": contrast_limits(edges.interior(image)),  # a filler band would wash it out
+            "contrast_limits": contrast_limits(
+                edges.interior(image)
+            ),  # a filler band would wash it out
             "metadata": meta,
         }
         layers.append((image, kwargs, "image"))

@@ -9,7 +9,14 @@ from .. import io
 from ..samples import SAMPLES, sample_data_dir, sample_paths
 from .layer_data import scan_to_layer_data
 
-__all__ = ["SAMPLES", "sample_data_dir", "sample_paths", "low_dose_bag", "medium_dose_bag", "high_dose_bag"]
+__all__ = [
+    "SAMPLES",
+    "sample_data_dir",
+    "sample_paths",
+    "low_dose_bag",
+    "medium_dose_bag",
+    "high_dose_bag",
+]
 
 
 def _load(key: str):

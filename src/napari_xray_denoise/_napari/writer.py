@@ -21,7 +21,9 @@ def _history(meta: dict[str, Any], operation: str, **params: Any) -> list[dict]:
 
 
 def _is_rgb(data: np.ndarray, meta: dict[str, Any]) -> bool:
-    return bool(meta.get("rgb")) or (np.ndim(data) == 3 and np.shape(data)[-1] in (3, 4) and np.asarray(data).dtype == np.uint8)
+    return bool(meta.get("rgb")) or (
+        np.ndim(data) == 3 and np.shape(data)[-1] in (3, 4) and np.asarray(data).dtype == np.uint8
+    )
 
 
 def write_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
@@ -38,11 +40,16 @@ def write_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
                     "choose a .tif name (PNG is for colour layers)."
                 )
             if data.ndim != 2:
-                raise ValueError(f"Layer '{name}' has shape {data.shape}; only 2-D images can be saved as a scan.")
+                raise ValueError(
+                    f"Layer '{name}' has shape {data.shape}; only 2-D images can be saved as a scan."
+                )
             scale = io.count_scale_for(data, meta.get("metadata"))
             out = io.write_tiff(
-                path, [data], channel_names=[(meta.get("metadata") or {}).get("channel", name)],
-                history=_history(meta, "export", layer=name, count_scale=scale), count_scale=scale,
+                path,
+                [data],
+                channel_names=[(meta.get("metadata") or {}).get("channel", name)],
+                history=_history(meta, "export", layer=name, count_scale=scale),
+                count_scale=scale,
             )
     except (ValueError, OSError) as exc:
         _notify_error(str(exc))
@@ -54,7 +61,9 @@ def write_layers(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[str
     """Several image layers (low, high, results) -> one multi-page 16-bit TIFF with names."""
     try:
         if Path(path).suffix.lower() not in io.TIFF_SUFFIXES:
-            raise ValueError("Several layers are saved together as one .tif file; choose a .tif name.")
+            raise ValueError(
+                "Several layers are saved together as one .tif file; choose a .tif name."
+            )
         images, names, scales, history = [], [], [], []
         for data, meta, _kind in layer_data:
             data = np.asarray(data)

@@ -71,7 +71,9 @@ def _worker_log() -> logging.Logger:
         path = log_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s pid %(process)d %(levelname)s %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s pid %(process)d %(levelname)s %(message)s")
+        )
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
     return logger
@@ -184,8 +186,10 @@ class Lane:
         self._jobs = self._ctx.Queue()
         self._messages = self._ctx.Queue()
         self._process = self._ctx.Process(
-            target=_worker_main, args=(self._jobs, self._messages, self._cancel),
-            name=f"xray-denoise-{self.name}", daemon=True,
+            target=_worker_main,
+            args=(self._jobs, self._messages, self._cancel),
+            name=f"xray-denoise-{self.name}",
+            daemon=True,
         )
         self._process.start()
 

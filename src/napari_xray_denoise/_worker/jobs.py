@@ -27,17 +27,30 @@ def load(path: str):
     return _MODELS[key]
 
 
-def train(report, cancel, *, method: str, scans: list[np.ndarray], config: dict, save_path: str,
-          resume_from: str | None = None) -> dict:
+def train(
+    report,
+    cancel,
+    *,
+    method: str,
+    scans: list[np.ndarray],
+    config: dict,
+    save_path: str,
+    resume_from: str | None = None,
+) -> dict:
     """Train a model of ``method`` (a name of ``core.registry``) and save it."""
     from ..core import train as train_method
 
     def on_progress(step, total, loss, val_loss=None):
-        report(step=int(step), total=int(total), loss=float(loss),
-               val_loss=None if val_loss is None else float(val_loss))
+        report(
+            step=int(step),
+            total=int(total),
+            loss=float(loss),
+            val_loss=None if val_loss is None else float(val_loss),
+        )
 
-    denoiser = train_method(method, scans, config, on_progress=on_progress, cancel=cancel,
-                            resume_from=resume_from)
+    denoiser = train_method(
+        method, scans, config, on_progress=on_progress, cancel=cancel, resume_from=resume_from
+    )
     denoiser.save(save_path)
     _MODELS.clear()
     return {"model_path": str(save_path), "metadata": dict(denoiser.metadata)}
@@ -48,13 +61,24 @@ def denoise_bm3d(report, cancel, *, image: np.ndarray) -> dict:
     from ..classical import bm3d_denoise
 
     records: list = []
-    out = bm3d_denoise(image, records=records,
-                       on_progress=lambda done, total: report(done=int(done), total=int(total)))
+    out = bm3d_denoise(
+        image,
+        records=records,
+        on_progress=lambda done, total: report(done=int(done), total=int(total)),
+    )
     return {"denoised": out, "metadata": {"method": "bm3d+gat"}, "noise": records}
 
 
-def denoise(report, cancel, *, model_path: str, image: np.ndarray, tile: int | None = None,
-            overlap: int | None = None, batch_size: int | None = None) -> dict:
+def denoise(
+    report,
+    cancel,
+    *,
+    model_path: str,
+    image: np.ndarray,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+) -> dict:
     """Tiled denoising of a (C, Y, X) or (Y, X) scan; returns float32 counts.
 
     ``None`` keeps the model's tile and overlap and the library's batch size (as the CLI).
@@ -65,10 +89,20 @@ def denoise(report, cancel, *, model_path: str, image: np.ndarray, tile: int | N
     model = load(model_path)
     try:
         out = apply_inside(  # non-image edge bands pass through unchanged
-            lambda inside: model.denoise(inside, tile=tile, overlap=overlap, batch_size=batch_size, cancel=cancel,
-                                         on_progress=lambda done, total: report(done=int(done), total=int(total))),
-            image)
+            lambda inside: model.denoise(
+                inside,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                cancel=cancel,
+                on_progress=lambda done, total: report(done=int(done), total=int(total)),
+            ),
+            image,
+        )
     except OperationCancelled:
         return {"cancelled": True}
-    return {"denoised": out, "metadata": dict(model.metadata),
-            "noise": getattr(model, "last_noise", None)}
+    return {
+        "denoised": out,
+        "metadata": dict(model.metadata),
+        "noise": getattr(model, "last_noise", None),
+    }

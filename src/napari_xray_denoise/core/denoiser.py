@@ -298,8 +298,13 @@ class Denoiser:
                 continue
             a01, b01 = model.a / self.scale, max(model.b, 0.0) / self.scale**2
             out[..., k] = np.maximum(a01 * mu[..., k] + b01, 1e-12)
-            self.last_noise.append({"model": "affine, fitted on this scan", "a_counts": float(model.a),
-                                    "b_counts": float(max(model.b, 0.0))})
+            self.last_noise.append(
+                {
+                    "model": "affine, fitted on this scan",
+                    "a_counts": float(model.a),
+                    "b_counts": float(max(model.b, 0.0)),
+                }
+            )
         return out
 
     # -- files --------------------------------------------------------------------

@@ -88,11 +88,18 @@ def _prepare(scans, crop: int, val_fraction: float) -> list[_Channel]:
             y = ff.apply(c.astype(np.float64))
             law = noise_mod.fit_poisson_gaussian(y)
             if law.a <= 0:
-                raise ValueError(f"scan {i + 1} shows no photon noise; fine-tuning needs raw, noisy scans.")
+                raise ValueError(
+                    f"scan {i + 1} shows no photon noise; fine-tuning needs raw, noisy scans."
+                )
             code_max = vst.code_range(c)
             split = min(int(c.shape[0] * (1 - val_fraction)), c.shape[0] - crop)
-            out.append(_Channel(vst.to_network(y, law.a, law.b, code_max),
-                                vst.noise_level(law.a, law.b, code_max), split))
+            out.append(
+                _Channel(
+                    vst.to_network(y, law.a, law.b, code_max),
+                    vst.noise_level(law.a, law.b, code_max),
+                    split,
+                )
+            )
     return out
 
 
@@ -109,7 +116,11 @@ def _r2r_pair(u_crop: np.ndarray, sigma: float, rng, alpha_range) -> tuple[np.nd
 
 def _crop(ch: _Channel, rng, crop: int, val: bool) -> np.ndarray:
     h, w = ch.u.shape
-    y0 = int(rng.integers(ch.split, h - crop + 1)) if val else int(rng.integers(0, max(ch.split - crop, 0) + 1))
+    y0 = (
+        int(rng.integers(ch.split, h - crop + 1))
+        if val
+        else int(rng.integers(0, max(ch.split - crop, 0) + 1))
+    )
     x0 = int(rng.integers(0, w - crop + 1))
     out = ch.u[y0 : y0 + crop, x0 : x0 + crop]
     out = np.rot90(out, int(rng.integers(4)))
@@ -138,17 +149,36 @@ def finetune_singlepass(
 
     # fixed validation: R2R pairs with fixed noise on held-back crops
     vrng = np.random.default_rng(config.seed + 1)
-    val = [_r2r_pair(_crop(channels[i % len(channels)], vrng, config.crop_size, True),
-                     channels[i % len(channels)].sigma, vrng, config.alpha) for i in range(config.val_crops)]
+    val = [
+        _r2r_pair(
+            _crop(channels[i % len(channels)], vrng, config.crop_size, True),
+            channels[i % len(channels)].sigma,
+            vrng,
+            config.alpha,
+        )
+        for i in range(config.val_crops)
+    ]
     val_x = np.stack([v[0] for v in val])
     val_t = np.stack([v[1] for v in val])
 
     n_sim = int(round(config.batch_size * config.simulated_fraction))
-    sampler = PairSampler(phantom_transmissions([int(rng.integers(10_000, 20_000))], rng), rng, crop=config.crop_size) if n_sim else None
+    sampler = (
+        PairSampler(
+            phantom_transmissions([int(rng.integers(10_000, 20_000))], rng),
+            rng,
+            crop=config.crop_size,
+        )
+        if n_sim
+        else None
+    )
 
     def batch():
-        own = [_r2r_pair(_crop(ch, rng, config.crop_size, False), ch.sigma, rng, config.alpha)
-               for ch in (channels[int(rng.integers(len(channels)))] for _ in range(config.batch_size - n_sim))]
+        own = [
+            _r2r_pair(_crop(ch, rng, config.crop_size, False), ch.sigma, rng, config.alpha)
+            for ch in (
+                channels[int(rng.integers(len(channels)))] for _ in range(config.batch_size - n_sim)
+            )
+        ]
         xs = [p[0] for p in own]
         ts = [p[1] for p in own]
         if n_sim:
@@ -177,8 +207,14 @@ def finetune_singlepass(
         return loss_fn(x, t, model(x, training=False))
 
     def validate() -> float:
-        return float(np.mean([float(val_loss_of(val_x[i : i + 8], val_t[i : i + 8]))
-                              for i in range(0, len(val_x), 8)]))
+        return float(
+            np.mean(
+                [
+                    float(val_loss_of(val_x[i : i + 8], val_t[i : i + 8]))
+                    for i in range(0, len(val_x), 8)
+                ]
+            )
+        )
 
     result = FinetuneResult(start)
     result.val_loss_start = best = validate()
@@ -198,7 +234,9 @@ def finetune_singlepass(
         val = None
         if step % config.val_every == 0:
             val = validate()
-            result.history.append({"step": step, "val_loss": val, "seconds": time.perf_counter() - t0})
+            result.history.append(
+                {"step": step, "val_loss": val, "seconds": time.perf_counter() - t0}
+            )
             if val < best:
                 best, best_weights = val, [w.copy() for w in model.get_weights()]
         if on_progress is not None:
@@ -214,15 +252,27 @@ def finetune_singlepass(
         return result
     model.set_weights(best_weights)
     meta = dict(start.metadata)
-    meta["finetune"] = {"scans": len(scans), "steps": step, "seconds": round(result.seconds, 1),
-                        "val_loss_start": result.val_loss_start, "val_loss_best": best,
-                        "loss": "recorrupted-to-recorrupted (+ simulated pairs)"}
+    meta["finetune"] = {
+        "scans": len(scans),
+        "steps": step,
+        "seconds": round(result.seconds, 1),
+        "val_loss_start": result.val_loss_start,
+        "val_loss_best": best,
+        "loss": "recorrupted-to-recorrupted (+ simulated pairs)",
+    }
     result.denoiser = SinglePassDenoiser(model, meta)
     return result
 
 
-def train_finetune(scans, config: FinetuneConfig, *, on_progress=None, cancel=None,
-                   checkpoint_path=None, resume_from=None) -> SinglePassDenoiser:
+def train_finetune(
+    scans,
+    config: FinetuneConfig,
+    *,
+    on_progress=None,
+    cancel=None,
+    checkpoint_path=None,
+    resume_from=None,
+) -> SinglePassDenoiser:
     """The registry's training entry for method ``finetune``: load ``config.init`` (the
     shipped default model unless a file is named; ``resume_from`` overrides it), fine-tune
     on ``scans`` and return the better of the fine-tuned and the starting model (its
@@ -240,9 +290,18 @@ def train_finetune(scans, config: FinetuneConfig, *, on_progress=None, cancel=No
     result = finetune_singlepass(start, scans, config, on_progress=on_progress, cancel=cancel)
     denoiser = result.denoiser
     if result.kept_start:
-        denoiser = SinglePassDenoiser(start.model, {**start.metadata, "finetune": {
-            "kept_start": True, "steps": result.steps, "val_loss_start": result.val_loss_start,
-            "val_loss_best": result.val_loss_best}})
+        denoiser = SinglePassDenoiser(
+            start.model,
+            {
+                **start.metadata,
+                "finetune": {
+                    "kept_start": True,
+                    "steps": result.steps,
+                    "val_loss_start": result.val_loss_start,
+                    "val_loss_best": result.val_loss_best,
+                },
+            },
+        )
     else:
         denoiser.metadata["finetune"]["kept_start"] = False
     if checkpoint_path is not None:

@@ -276,6 +276,14 @@ def custom_objects() -> dict[str, type]:
     """The custom layer classes of this module, by class name."""
     return {
         cls.__name__: cls
-        for cls in (Rot90, ShiftDown, ChannelScale, SelectChannels, RingMean, NoiseVariance,
-                    NoiseNormalise, ScaledResidual)
+        for cls in (
+            Rot90,
+            ShiftDown,
+            ChannelScale,
+            SelectChannels,
+            RingMean,
+            NoiseVariance,
+            NoiseNormalise,
+            ScaledResidual,
+        )
     }

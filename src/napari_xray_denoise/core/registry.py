@@ -59,7 +59,9 @@ _KINDS: dict[str, ModelKind] = {}
 
 def register(kind: ModelKind) -> ModelKind:
     """Add a kind (or replace the one with its ``method``); its method names must be new."""
-    taken = {m: k.method for k in _KINDS.values() if k.method != kind.method for m in _all_methods(k)}
+    taken = {
+        m: k.method for k in _KINDS.values() if k.method != kind.method for m in _all_methods(k)
+    }
     clash = sorted(set(_all_methods(kind)) & set(taken))
     if clash:
         raise ValueError(f"Method names {clash} are already registered by another model kind.")
@@ -71,30 +73,36 @@ def _all_methods(kind: ModelKind) -> tuple[str, ...]:
     return (*kind.methods, *kind.hidden_methods)
 
 
-register(ModelKind(
-    method="blindspot",
-    methods=BLINDSPOT_MODES,
-    hidden_methods=("supervised",),
-    denoiser="denoiser:Denoiser",
-    config="blindspot_train:TrainConfig",
-    train="blindspot_train:train_blindspot",
-    config_for_method=lambda method: {"mode": method},
-))
-register(ModelKind(
-    method="amssd",
-    methods=("amssd",),
-    denoiser="amssd:AmssdDenoiser",
-    config="amssd_train:AmssdConfig",
-    train="amssd_train:train_amssd",
-))
+register(
+    ModelKind(
+        method="blindspot",
+        methods=BLINDSPOT_MODES,
+        hidden_methods=("supervised",),
+        denoiser="denoiser:Denoiser",
+        config="blindspot_train:TrainConfig",
+        train="blindspot_train:train_blindspot",
+        config_for_method=lambda method: {"mode": method},
+    )
+)
+register(
+    ModelKind(
+        method="amssd",
+        methods=("amssd",),
+        denoiser="amssd:AmssdDenoiser",
+        config="amssd_train:AmssdConfig",
+        train="amssd_train:train_amssd",
+    )
+)
 
-register(ModelKind(
-    method="singlepass",
-    methods=("finetune",),
-    denoiser="singlepass_denoiser:SinglePassDenoiser",
-    config="finetune:FinetuneConfig",
-    train="finetune:train_finetune",
-))
+register(
+    ModelKind(
+        method="singlepass",
+        methods=("finetune",),
+        denoiser="singlepass_denoiser:SinglePassDenoiser",
+        config="finetune:FinetuneConfig",
+        train="finetune:train_finetune",
+    )
+)
 
 #: the method the front ends offer first: fine-tune the shipped default model
 DEFAULT_METHOD = "finetune"
@@ -175,14 +183,26 @@ def train(
 
     config = make_config(method, options)
     trainer = kind_for_method(method).resolve("train")
-    scans = [np.asarray(s) for s in ([scans] if isinstance(scans, np.ndarray) and scans.ndim == 2 else scans)]
+    scans = [
+        np.asarray(s)
+        for s in ([scans] if isinstance(scans, np.ndarray) and scans.ndim == 2 else scans)
+    ]
     edges = [find_edge_bands(s if s.ndim == 3 else s[None]) for s in scans]
     scans = [np.ascontiguousarray(e.interior(s)) for e, s in zip(edges, scans, strict=True)]
     if extra.get("clean") is not None:  # reference scans lose the same edges
-        extra["clean"] = [np.ascontiguousarray(e.interior(np.asarray(c)))
-                          for e, c in zip(edges, extra["clean"], strict=True)]
-    return trainer(scans, config, on_progress=on_progress, cancel=cancel,
-                   checkpoint_path=checkpoint_path, resume_from=resume_from, **extra)
+        extra["clean"] = [
+            np.ascontiguousarray(e.interior(np.asarray(c)))
+            for e, c in zip(edges, extra["clean"], strict=True)
+        ]
+    return trainer(
+        scans,
+        config,
+        on_progress=on_progress,
+        cancel=cancel,
+        checkpoint_path=checkpoint_path,
+        resume_from=resume_from,
+        **extra,
+    )
 
 
 def make_denoiser(model, metadata: Mapping[str, Any]):

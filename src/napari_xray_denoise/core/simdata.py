@@ -74,7 +74,9 @@ def simulate_pair(transmission: np.ndarray, rng, settings: SimSettings):
         white_fraction=rng.uniform(*settings.white_fraction),
         read_std_fraction=_log_uniform(rng, *settings.read_std_fraction),
         column_gain_std=rng.uniform(0, settings.residual_streak_std),
-        defect_fraction=settings.defect_fraction if rng.uniform() < settings.defect_probability else 0.0,
+        defect_fraction=settings.defect_fraction
+        if rng.uniform() < settings.defect_probability
+        else 0.0,
     )
     j = settings.noise_law_jitter
     a_fit = scanned.a * float(np.exp(rng.uniform(-j, j)))
@@ -93,8 +95,15 @@ class PairSampler:
     seed), so over a long run the network never sees the same bag twice for long.
     """
 
-    def __init__(self, pool, rng, *, crop: int = 128, settings: SimSettings | None = None,
-                 next_seed: int = TRAIN_SEED_BASE):
+    def __init__(
+        self,
+        pool,
+        rng,
+        *,
+        crop: int = 128,
+        settings: SimSettings | None = None,
+        next_seed: int = TRAIN_SEED_BASE,
+    ):
         if crop % vst_multiple() != 0:
             raise ValueError(f"crop must be a multiple of {vst_multiple()}, got {crop}.")
         self.pool = list(pool)
@@ -122,8 +131,10 @@ class PairSampler:
 
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         pairs = [simulate_pair(self._crop(), self.rng, self.settings) for _ in range(n)]
-        return (np.stack([p[0] for p in pairs]).astype(np.float32),
-                np.stack([p[1] for p in pairs]).astype(np.float32))
+        return (
+            np.stack([p[0] for p in pairs]).astype(np.float32),
+            np.stack([p[1] for p in pairs]).astype(np.float32),
+        )
 
 
 def vst_multiple() -> int:
@@ -136,7 +147,8 @@ def validation_set(n_bags: int = 3, n_scenes: int = 48, crop: int = 128, seed: i
     where info holds per-sample (a, b, code_max) to map back to counts."""
     rng = np.random.default_rng(seed)
     pool = phantom_transmissions(range(VAL_SEED_BASE, VAL_SEED_BASE + n_bags), rng)
-    sampler = PairSampler(pool, rng, crop=crop, settings=SimSettings(noise_law_jitter=0.0,
-                                                                    phantom_fraction=0.5))
+    sampler = PairSampler(
+        pool, rng, crop=crop, settings=SimSettings(noise_law_jitter=0.0, phantom_fraction=0.5)
+    )
     xs, ts = sampler.batch(n_scenes)
     return xs, ts

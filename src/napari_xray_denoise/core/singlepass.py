@@ -35,7 +35,10 @@ def _block(x, filters: int, n: int, name: str, dtype):
 
 
 def build_singlepass_model(
-    widths: Sequence[int] = DEFAULT_WIDTHS, *, convs_per_level: int = 2, mixed_bfloat16: bool = False
+    widths: Sequence[int] = DEFAULT_WIDTHS,
+    *,
+    convs_per_level: int = 2,
+    mixed_bfloat16: bool = False,
 ) -> keras.Model:
     """The noise-conditioned U-Net; ``widths`` are the feature counts at 1/2, 1/4, 1/8 resolution."""
     if len(widths) != 3 or min(int(w) for w in widths) < 1:

@@ -62,7 +62,9 @@ def _frames(frame, n: int, name: str) -> list:
     if isinstance(frame, (list, tuple)) or np.ndim(frame) == 3:
         frames = list(frame)
         if len(frames) != n:
-            raise ValueError(f"got {len(frames)} {name} frames for {n} channel(s); give one per channel or one for all.")
+            raise ValueError(
+                f"got {len(frames)} {name} frames for {n} channel(s); give one per channel or one for all."
+            )
         return frames
     return [frame] * n
 
@@ -101,7 +103,9 @@ class SinglePassDenoiser:
     def _whole(self):
         if self._whole_fn is None:
             spec = tf.TensorSpec((1, None, None, 2), tf.float32)
-            self._whole_fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+            self._whole_fn = tf.function(
+                lambda x: self.model(x, training=False), input_signature=[spec]
+            )
         return self._whole_fn
 
     def _tiled(self):
@@ -111,7 +115,9 @@ class SinglePassDenoiser:
             self._tile_fn = lambda batch: fn(batch).numpy()
         return self._tile_fn
 
-    def predict_u(self, u: np.ndarray, sigma: float, *, on_progress=None, cancel=None) -> np.ndarray:
+    def predict_u(
+        self, u: np.ndarray, sigma: float, *, on_progress=None, cancel=None
+    ) -> np.ndarray:
         """Network output for one channel in the network domain: float32 (Y, X)."""
         h, w = u.shape
         x = np.stack([u, np.full_like(u, sigma)], -1).astype(np.float32)
@@ -122,8 +128,15 @@ class SinglePassDenoiser:
             if on_progress is not None:
                 on_progress(1, 1)
             return out
-        return predict_tiled(x, self._tiled(), tile=self.tile, overlap=self.overlap, batch_size=1,
-                             on_progress=on_progress, cancel=cancel)[..., 0]
+        return predict_tiled(
+            x,
+            self._tiled(),
+            tile=self.tile,
+            overlap=self.overlap,
+            batch_size=1,
+            on_progress=on_progress,
+            cancel=cancel,
+        )[..., 0]
 
     # -- physics ------------------------------------------------------------------
     @staticmethod
@@ -184,18 +197,34 @@ class SinglePassDenoiser:
         out = np.empty(counts.shape, np.float32)
         self.last_noise = []
         for c in range(n):
+
             def progress(done, total, c=c):
                 if on_progress is not None:
                     on_progress(c * total + done, n * total)
 
             out[c], record = self.denoise_channel(
-                counts[c], noise=noises[c], flatfield=ffs[c], dark=darks[c], flat=flats[c],
-                on_progress=progress, cancel=cancel)
+                counts[c],
+                noise=noises[c],
+                flatfield=ffs[c],
+                dark=darks[c],
+                flat=flats[c],
+                on_progress=progress,
+                cancel=cancel,
+            )
             self.last_noise.append(record)
         return out[0] if squeeze else out
 
-    def denoise_channel(self, counts_2d, *, noise="auto", flatfield="auto", dark=None, flat=None,
-                        on_progress=None, cancel=None) -> tuple[np.ndarray, dict]:
+    def denoise_channel(
+        self,
+        counts_2d,
+        *,
+        noise="auto",
+        flatfield="auto",
+        dark=None,
+        flat=None,
+        on_progress=None,
+        cancel=None,
+    ) -> tuple[np.ndarray, dict]:
         """One (Y, X) channel -> (float32 denoised counts, record of what was used)."""
         counts = np.asarray(counts_2d, dtype=np.float64)
         if min(counts.shape) < 16:
@@ -213,8 +242,14 @@ class SinglePassDenoiser:
         sigma = vst.noise_level(model.a, model.b, code_max)
         u_hat = self.predict_u(u, sigma, on_progress=on_progress, cancel=cancel)
         den = ff.undo(vst.from_network(u_hat, model.a, model.b, code_max))
-        record = {"model": "affine", "how": how, "a_counts": model.a, "b_counts": model.b,
-                  "code_max": code_max, "flatfield": ff.describe()}
+        record = {
+            "model": "affine",
+            "how": how,
+            "a_counts": model.a,
+            "b_counts": model.b,
+            "code_max": code_max,
+            "flatfield": ff.describe(),
+        }
         return np.clip(den, 0, code_max).astype(np.float32), record
 
     # -- files --------------------------------------------------------------------
@@ -237,11 +272,15 @@ class SinglePassDenoiser:
         return f"SinglePassDenoiser(widths={self.metadata.get('architecture', {}).get('widths')})"
 
 
-def calibrated_noise(gain: float, offset: float = 0.0, read_std: float = 0.0) -> noise_mod.NoiseModel:
+def calibrated_noise(
+    gain: float, offset: float = 0.0, read_std: float = 0.0
+) -> noise_mod.NoiseModel:
     """The noise law of a calibrated detector: counts = offset + gain * quanta + read noise,
     so ``Var = gain * (mean - offset) + read_std^2`` (``a = gain``, ``b = read_std^2 - gain * offset``)."""
     if not (np.isfinite(gain) and gain > 0):
-        raise ValueError(f"the detector gain must be a positive number of counts per quantum, got {gain}.")
+        raise ValueError(
+            f"the detector gain must be a positive number of counts per quantum, got {gain}."
+        )
     if not (np.isfinite(offset) and np.isfinite(read_std) and read_std >= 0):
         raise ValueError("the detector offset and read noise must be finite, read noise >= 0.")
     return noise_mod.NoiseModel(float(gain), float(read_std) ** 2 - float(gain) * float(offset))

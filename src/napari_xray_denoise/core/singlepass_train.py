@@ -37,7 +37,7 @@ import numpy as np
 
 from ._backend import keras, tf
 from .model_file import save_model_file
-from .simdata import PairSampler, phantom_transmissions, validation_set, TRAIN_SEED_BASE
+from .simdata import TRAIN_SEED_BASE, PairSampler, phantom_transmissions, validation_set
 from .singlepass import DEFAULT_WIDTHS, build_singlepass_model
 
 
@@ -62,7 +62,9 @@ def weighted_loss(inputs, targets, outputs):
     can gain 15 dB (smooth, low dose) count as much as those where it can gain 3 dB."""
     sigma = inputs[..., 1:2]
     err = tf.cast(outputs, tf.float32) - targets
-    per_sample = tf.reduce_mean(tf.square(err / sigma) * (0.05 + tf.square(targets)), axis=[1, 2, 3])
+    per_sample = tf.reduce_mean(
+        tf.square(err / sigma) * (0.05 + tf.square(targets)), axis=[1, 2, 3]
+    )
     return tf.reduce_mean(tf.math.log(per_sample + 1e-6))
 
 
@@ -73,7 +75,9 @@ def gain_db(inputs: np.ndarray, targets: np.ndarray, outputs: np.ndarray) -> flo
     return float(np.median(10 * np.log10(noisy / np.maximum(den, 1e-20))))
 
 
-def singlepass_metadata(config: LongRunConfig, steps: int, hours: float, extra: dict | None = None) -> dict:
+def singlepass_metadata(
+    config: LongRunConfig, steps: int, hours: float, extra: dict | None = None
+) -> dict:
     from .. import __version__
 
     return {
@@ -81,13 +85,20 @@ def singlepass_metadata(config: LongRunConfig, steps: int, hours: float, extra: 
         "channels": 1,
         "architecture": {"widths": list(config.widths), "convs_per_level": 2},
         "domain": "normalised generalized Anscombe (core.vst), noise level as a second input",
-        "training": {"kind": "supervised on simulated pairs (core.simdata)", "steps": int(steps),
-                     "hours": round(float(hours), 3), "config": asdict(config), **(extra or {})},
+        "training": {
+            "kind": "supervised on simulated pairs (core.simdata)",
+            "steps": int(steps),
+            "hours": round(float(hours), 3),
+            "config": asdict(config),
+            **(extra or {}),
+        },
         "package_version": __version__,
     }
 
 
-def _producer(sampler: PairSampler, batch: int, refresh_every: int, queue: Queue, stop: threading.Event):
+def _producer(
+    sampler: PairSampler, batch: int, refresh_every: int, queue: Queue, stop: threading.Event
+):
     n = 0
     while not stop.is_set():
         queue.put(sampler.batch(batch))
@@ -122,12 +133,16 @@ def train_long_run(
     ema = [tf.Variable(v, trainable=False) for v in model.trainable_variables]
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     seconds_var = tf.Variable(0.0, dtype=tf.float64, trainable=False)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer, ema=ema, step=step_var, seconds=seconds_var)
+    ckpt = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, ema=ema, step=step_var, seconds=seconds_var
+    )
     manager = tf.train.CheckpointManager(ckpt, str(run_dir / "ckpt"), max_to_keep=1)
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).expect_partial()
-        log(f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}, "
-            f"{float(seconds_var.numpy()) / 3600:.2f} h trained")
+        log(
+            f"resumed from {manager.latest_checkpoint} at step {int(step_var.numpy())}, "
+            f"{float(seconds_var.numpy()) / 3600:.2f} h trained"
+        )
     else:
         for e, v in zip(ema, model.trainable_variables, strict=True):
             e.assign(v)
@@ -159,7 +174,9 @@ def train_long_run(
         one goes into ``ema_model`` for export (early in a run the average lags behind)."""
         ema_model.set_weights([e.numpy() for e in ema])
         outs = np.concatenate([predict(val_x[i : i + 8]).numpy() for i in range(0, len(val_x), 8)])
-        raw = np.concatenate([raw_predict(val_x[i : i + 8]).numpy() for i in range(0, len(val_x), 8)])
+        raw = np.concatenate(
+            [raw_predict(val_x[i : i + 8]).numpy() for i in range(0, len(val_x), 8)]
+        )
         gain_ema, gain_raw = gain_db(val_x, val_t, outs), gain_db(val_x, val_t, raw)
         if gain_raw > gain_ema:
             ema_model.set_weights(model.get_weights())
@@ -167,8 +184,11 @@ def train_long_run(
 
     queue: Queue = Queue(maxsize=4)
     stop = threading.Event()
-    worker = threading.Thread(target=_producer, args=(sampler, config.batch, config.refresh_every, queue, stop),
-                              daemon=True)
+    worker = threading.Thread(
+        target=_producer,
+        args=(sampler, config.batch, config.refresh_every, queue, stop),
+        daemon=True,
+    )
     worker.start()
     t_start = time.perf_counter()
     base_seconds = float(seconds_var.numpy())
@@ -179,23 +199,32 @@ def train_long_run(
         while time.perf_counter() - t_start < hours * 3600:
             x, t = queue.get()
             step = int(step_var.numpy())
-            lr = max(config.min_lr, config.learning_rate * 0.5 ** (step / config.lr_half_life_steps))
+            lr = max(
+                config.min_lr, config.learning_rate * 0.5 ** (step / config.lr_half_life_steps)
+            )
             losses.append(float(train_step(x, t, tf.constant(lr, tf.float32))))
             step_var.assign_add(1)
             if time.perf_counter() - last_val >= 60 * config.val_every_minutes:
                 last_val = time.perf_counter()
                 seconds_var.assign(base_seconds + last_val - t_start)
                 gain = validate()
-                record = {"step": int(step_var.numpy()), "hours": round(float(seconds_var.numpy()) / 3600, 4),
-                          "loss": float(np.mean(losses)), "val_gain_db": round(gain, 3), "lr": lr,
-                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                record = {
+                    "step": int(step_var.numpy()),
+                    "hours": round(float(seconds_var.numpy()) / 3600, 4),
+                    "loss": float(np.mean(losses)),
+                    "val_gain_db": round(gain, 3),
+                    "lr": lr,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
                 losses.clear()
                 with open(run_dir / "log.jsonl", "a") as f:
                     f.write(json.dumps(record) + "\n")
                 log(json.dumps(record))
                 manager.save()
                 best = max(best, gain)
-                meta = singlepass_metadata(config, record["step"], record["hours"], {"val_gain_db": gain})
+                meta = singlepass_metadata(
+                    config, record["step"], record["hours"], {"val_gain_db": gain}
+                )
                 save_model_file(ema_model, meta, run_dir / "model.keras")
                 if export is not None:
                     save_model_file(ema_model, meta, export)
@@ -206,9 +235,14 @@ def train_long_run(
     seconds_var.assign(base_seconds + time.perf_counter() - t_start)
     manager.save()
     gain = validate()
-    meta = singlepass_metadata(config, int(step_var.numpy()), float(seconds_var.numpy()) / 3600,
-                               {"val_gain_db": gain})
+    meta = singlepass_metadata(
+        config, int(step_var.numpy()), float(seconds_var.numpy()) / 3600, {"val_gain_db": gain}
+    )
     save_model_file(ema_model, meta, run_dir / "model.keras")
     if export is not None:
         save_model_file(ema_model, meta, export)
-    return {"steps": int(step_var.numpy()), "hours": float(seconds_var.numpy()) / 3600, "val_gain_db": gain}
+    return {
+        "steps": int(step_var.numpy()),
+        "hours": float(seconds_var.numpy()) / 3600,
+        "val_gain_db": gain,
+    }

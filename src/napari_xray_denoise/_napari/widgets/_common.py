@@ -78,8 +78,13 @@ def partner_layer(viewer, layer: Image | None, energy: str) -> Image | None:
         return viewer.layers[twin]  # "<scan> low denoised" -> "<scan> high denoised"
     name = scan_name_of(layer)
     for other in viewer.layers:
-        if (isinstance(other, Image) and other is not layer and other.metadata.get("energy") == energy
-                and scan_name_of(other) == name and not other.metadata.get("reference")):
+        if (
+            isinstance(other, Image)
+            and other is not layer
+            and other.metadata.get("energy") == energy
+            and scan_name_of(other) == name
+            and not other.metadata.get("reference")
+        ):
             return other
     return None
 
@@ -87,9 +92,13 @@ def partner_layer(viewer, layer: Image | None, energy: str) -> Image | None:
 def pair_arrays(low: Image | None, high: Image | None) -> tuple[np.ndarray, np.ndarray]:
     """Low/high layer data as a validated pair of equal-shape 2-D arrays."""
     if low is None or high is None:
-        raise ValueError("Choose both a low-energy and a high-energy layer; open a dual-energy scan first.")
+        raise ValueError(
+            "Choose both a low-energy and a high-energy layer; open a dual-energy scan first."
+        )
     if low is high:
-        raise ValueError("The low and high layers are the same layer; choose the other energy for one of them.")
+        raise ValueError(
+            "The low and high layers are the same layer; choose the other energy for one of them."
+        )
     a, b = np.asarray(low.data), np.asarray(high.data)
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"Both layers must be 2-D scans; got shapes {a.shape} and {b.shape}.")
@@ -108,17 +117,35 @@ def history_of(*layers: Image) -> list[dict]:
     return []
 
 
-def show_image(viewer, data: np.ndarray, name: str, *, source: Image | None = None,
-               metadata: dict[str, Any] | None = None, **kwargs) -> Image:
+def show_image(
+    viewer,
+    data: np.ndarray,
+    name: str,
+    *,
+    source: Image | None = None,
+    metadata: dict[str, Any] | None = None,
+    **kwargs,
+) -> Image:
     """Add ``data`` as an image layer, or replace the data of the layer of that name."""
     meta = {}
     if source is not None:
-        meta.update({k: source.metadata.get(k) for k in ("scan_name", "source_paths", "bit_depth", "edge_bands")
-                     if k in source.metadata})
+        meta.update(
+            {
+                k: source.metadata.get(k)
+                for k in ("scan_name", "source_paths", "bit_depth", "edge_bands")
+                if k in source.metadata
+            }
+        )
     meta.update(metadata or {})
     rgb = data.ndim == 3 and data.shape[-1] in (3, 4)
-    inside = data if rgb else EdgeBands.from_dict(meta.get("edge_bands")).interior(data)  # display range
-    if name in viewer.layers and isinstance(viewer.layers[name], Image) and viewer.layers[name].rgb == rgb:
+    inside = (
+        data if rgb else EdgeBands.from_dict(meta.get("edge_bands")).interior(data)
+    )  # display range
+    if (
+        name in viewer.layers
+        and isinstance(viewer.layers[name], Image)
+        and viewer.layers[name].rgb == rgb
+    ):
         layer = viewer.layers[name]
         layer.data = data
         layer.metadata.update(meta)
@@ -149,7 +176,11 @@ def scans_in_viewer(viewer) -> dict[str, list[Image]]:
         if layer.metadata.get("reference"):
             continue
         energy = layer.metadata.get("energy")
-        if energy in ("low", "high") and "denoised" not in layer.name and "target" not in layer.name:
+        if (
+            energy in ("low", "high")
+            and "denoised" not in layer.name
+            and "target" not in layer.name
+        ):
             pairs.setdefault(scan_name_of(layer), {})[energy] = layer
         else:
             scans[layer.name] = [layer]

@@ -46,24 +46,49 @@ class DenoiseWidget(JobWidgetMixin, Container):
         self._job = None
         self._pbar = None
         self._compare_state = None
-        self.model = ComboBox(choices=self._model_choices, label="model",
-                              tooltip="a model trained in this session, or a .keras file")
+        self.model = ComboBox(
+            choices=self._model_choices,
+            label="model",
+            tooltip="a model trained in this session, or a .keras file",
+        )
         self.model_file = FileEdit(mode="r", filter="*.keras", label="model file")
-        self.scan = ComboBox(choices=self._scan_choices, label="scan",
-                             tooltip="a dual-energy pair (low+high) or a single layer")
+        self.scan = ComboBox(
+            choices=self._scan_choices,
+            label="scan",
+            tooltip="a dual-energy pair (low+high) or a single layer",
+        )
         # "model's" (0 / -1) leaves tile and overlap to the model (options.DENOISE_DEFAULTS)
-        self.tile = ComboBox(choices=[("model's", 0)] + [(str(n), n) for n in TILE_SIZES], value=0, label="tile",
-                             tooltip="tile side in pixels; memory grows with tile, not with scan size")
-        self.overlap = ComboBox(choices=[("model's", -1)] + [(str(n), n) for n in OVERLAPS], value=-1,
-                                label="overlap", tooltip="tile overlap in pixels (the model's own is at least "
-                                                         "its receptive radius)")
+        self.tile = ComboBox(
+            choices=[("model's", 0)] + [(str(n), n) for n in TILE_SIZES],
+            value=0,
+            label="tile",
+            tooltip="tile side in pixels; memory grows with tile, not with scan size",
+        )
+        self.overlap = ComboBox(
+            choices=[("model's", -1)] + [(str(n), n) for n in OVERLAPS],
+            value=-1,
+            label="overlap",
+            tooltip="tile overlap in pixels (the model's own is at least its receptive radius)",
+        )
         self.run_button = PushButton(text="Denoise")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.compare_button = PushButton(text="Compare before/after")
         self.bar = ProgressBar(value=0, min=0, max=100, label="progress")
         self.status = Label(value="")
-        self.extend([self.model, self.model_file, self.scan, self.tile, self.overlap, self.run_button,
-                     self.cancel_button, self.bar, self.status, self.compare_button])
+        self.extend(
+            [
+                self.model,
+                self.model_file,
+                self.scan,
+                self.tile,
+                self.overlap,
+                self.run_button,
+                self.cancel_button,
+                self.bar,
+                self.status,
+                self.compare_button,
+            ]
+        )
         self.folder_batch = BatchFolderControls(self.model_path)  # a whole folder: the batch path
         self.append(self.folder_batch)
         self.model.changed.connect(self._on_model)
@@ -97,7 +122,9 @@ class DenoiseWidget(JobWidgetMixin, Container):
         if self.model.value == FROM_FILE or self.model.value is None:
             path = Path(self.model_file.value)
             if not path.is_file() or path.suffix != ".keras":
-                raise ValueError("Choose a trained .keras model file (or train one in the Train widget).")
+                raise ValueError(
+                    "Choose a trained .keras model file (or train one in the Train widget)."
+                )
             return str(path)
         if self.model.value == DEFAULT_MODEL:
             return "default"
@@ -126,24 +153,31 @@ class DenoiseWidget(JobWidgetMixin, Container):
             if model_path == "bm3d":
                 self._job = _compute.lane("infer").submit("denoise_bm3d", image=image)
             else:
-                self._job = _compute.lane("infer").submit("denoise", model_path=model_path, image=image,
-                                                          **self.denoise_options())
+                self._job = _compute.lane("infer").submit(
+                    "denoise", model_path=model_path, image=image, **self.denoise_options()
+                )
         except _compute.BusyError as exc:
             notify_error(exc)
             return None
         self._pbar = progress(total=100, desc="Denoising")
         self.status.value = "denoising..."
-        self._worker = relay_job(self._job, self._on_progress,
-                                 lambda result: self._on_done(result, layers, model_path),
-                                 self._on_error, self._finish)
+        self._worker = relay_job(
+            self._job,
+            self._on_progress,
+            lambda result: self._on_done(result, layers, model_path),
+            self._on_error,
+            self._finish,
+        )
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         return self._worker
 
     def denoise_options(self) -> dict:
         """Tile, overlap and batch size; ``None`` where the model's or library's default applies."""
-        chosen = {"tile": self.tile.value if self.tile.value > 0 else None,
-                  "overlap": self.overlap.value if self.overlap.value >= 0 else None}
+        chosen = {
+            "tile": self.tile.value if self.tile.value > 0 else None,
+            "overlap": self.overlap.value if self.overlap.value >= 0 else None,
+        }
         return {**options.DENOISE_DEFAULTS, **{k: v for k, v in chosen.items() if v is not None}}
 
     def cancel(self):
@@ -172,12 +206,21 @@ class DenoiseWidget(JobWidgetMixin, Container):
             noise = [noise] * len(layers)
         for layer, channel, channel_noise in zip(layers, denoised, noise, strict=True):
             history = list(layer.metadata.get("history", [])) + [
-                io.denoise_history_entry(Path(model_path).name, meta, channel_noise)]
+                io.denoise_history_entry(Path(model_path).name, meta, channel_noise)
+            ]
             new = show_image(
-                self._viewer, channel, f"{layer.name} denoised", source=layer,
-                metadata={"count_scale": 1.0, "history": history, "energy": layer.metadata.get("energy"),
-                          "model_path": model_path, "model": {k: meta.get(k) for k in ("method", "mode", "joint")},
-                          "noise": channel_noise},
+                self._viewer,
+                channel,
+                f"{layer.name} denoised",
+                source=layer,
+                metadata={
+                    "count_scale": 1.0,
+                    "history": history,
+                    "energy": layer.metadata.get("energy"),
+                    "model_path": model_path,
+                    "model": {k: meta.get(k) for k in ("method", "mode", "joint")},
+                    "noise": channel_noise,
+                },
             )
             self.last_layers.append((layer, new))
         self.bar.value = 100

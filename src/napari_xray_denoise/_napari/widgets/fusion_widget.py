@@ -4,7 +4,6 @@ Cheap enough (about 0.1 s for a 640x1000 pair) to preview live: every parameter 
 recomputes and replaces the result layers.
 """
 
-
 import napari
 import numpy as np
 import pywt
@@ -60,17 +59,40 @@ def _init(widget) -> None:
     auto_call=True,
     low={"label": "low energy", "tooltip": "low-energy layer of the scan"},
     high={"label": "high energy", "tooltip": "high-energy layer (picked automatically for a pair)"},
-    method={"choices": options.FUSION_METHODS, "tooltip": "wavelet: source rules (db4, 4 levels); spatial: background/detail rule"},
-    wavelet={"choices": pywt.wavelist(kind="discrete"), "tooltip": "any discrete PyWavelets wavelet"},
+    method={
+        "choices": options.FUSION_METHODS,
+        "tooltip": "wavelet: source rules (db4, 4 levels); spatial: background/detail rule",
+    },
+    wavelet={
+        "choices": pywt.wavelist(kind="discrete"),
+        "tooltip": "any discrete PyWavelets wavelet",
+    },
     level={"min": 1, "max": 12, "tooltip": "decomposition levels (wavelet fusion)"},
     approx={"choices": options.FUSION_APPROX_RULES, "tooltip": "approximation band rule"},
     detail={"choices": options.FUSION_DETAIL_RULES, "tooltip": "detail band rule"},
-    weight={"min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "low-energy weight for the 'weighted' rule"},
-    threshold={"min": 0.0, "max": 65535.0, "step": 100.0,
-               "tooltip": "spatial fusion: |low-high| below this (counts) is background"},
+    weight={
+        "min": 0.0,
+        "max": 1.0,
+        "step": 0.05,
+        "tooltip": "low-energy weight for the 'weighted' rule",
+    },
+    threshold={
+        "min": 0.0,
+        "max": 65535.0,
+        "step": 100.0,
+        "tooltip": "spatial fusion: |low-high| below this (counts) is background",
+    },
     gamma={"min": 0.1, "max": 5.0, "step": 0.1, "tooltip": "display gamma of spatial fusion"},
-    colour={"choices": COLOUR_SCHEMES, "tooltip": "material: organic orange, inorganic green, metal blue"},
-    smooth={"min": 0.0, "max": 5.0, "step": 0.5, "tooltip": "Gaussian sigma (px) before material classification"},
+    colour={
+        "choices": COLOUR_SCHEMES,
+        "tooltip": "material: organic orange, inorganic green, metal blue",
+    },
+    smooth={
+        "min": 0.0,
+        "max": 5.0,
+        "step": 0.5,
+        "tooltip": "Gaussian sigma (px) before material classification",
+    },
     call_button="Fuse",
 )
 def fuse_colour_widget(
@@ -95,8 +117,16 @@ def fuse_colour_widget(
         edges = find_edge_bands(pair)  # non-image edge bands stay out of white level and colours
         if method == "wavelet":
             # the default 4 levels do not fit small scans: use as many as fit
-            level = max(1, min(level, pywt.dwtn_max_level(edges.interior(pair).shape[-2:], wavelet)))
-            params = {"wavelet": wavelet, "level": level, "approx": approx, "detail": detail, "weight": weight}
+            level = max(
+                1, min(level, pywt.dwtn_max_level(edges.interior(pair).shape[-2:], wavelet))
+            )
+            params = {
+                "wavelet": wavelet,
+                "level": level,
+                "approx": approx,
+                "detail": detail,
+                "weight": weight,
+            }
             fuse = fusion.wavelet_fuse
         else:
             params = {"threshold": threshold, "gamma": gamma}
@@ -104,15 +134,29 @@ def fuse_colour_widget(
         fused = apply_inside(lambda inside: fuse(inside[0], inside[1], **params), pair, edges)
         name = scan_name_of(low)
         history = history_of(low, high) + [layer_history_entry(f"{method} fusion", **params)]
-        show_image(viewer, fused, f"{name} fused", source=low,
-                   metadata={"count_scale": 1.0, "history": history, "channel": "fused"})
+        show_image(
+            viewer,
+            fused,
+            f"{name} fused",
+            source=low,
+            metadata={"count_scale": 1.0, "history": history, "channel": "fused"},
+        )
         if colour != "none":
             if colour == "material":
-                rgb = apply_inside(lambda inside: colouring.material_colour(*inside, smooth_sigma=smooth), pair, edges)
+                rgb = apply_inside(
+                    lambda inside: colouring.material_colour(*inside, smooth_sigma=smooth),
+                    pair,
+                    edges,
+                )
             else:
                 scheme = colouring.hsv_pseudocolour if colour == "hsv" else colouring.hot_colormap
                 rgb = apply_inside(lambda inside: scheme(inside[0]), fused[None], edges)
-            show_image(viewer, rgb, f"{name} {colour} colour", source=low,
-                       metadata={"history": history + [layer_history_entry(f"{colour} colour")]})
+            show_image(
+                viewer,
+                rgb,
+                f"{name} {colour} colour",
+                source=low,
+                metadata={"history": history + [layer_history_entry(f"{colour} colour")]},
+            )
     except ValueError as exc:
         notify_error(exc)

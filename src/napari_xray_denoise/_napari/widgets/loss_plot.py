@@ -23,12 +23,22 @@ class LossPlot(QWidget):
         self.total_steps = 1
         self.update()
 
-    def add(self, step: int, loss: float | None = None, val_loss: float | None = None, total: int | None = None) -> None:
+    def add(
+        self,
+        step: int,
+        loss: float | None = None,
+        val_loss: float | None = None,
+        total: int | None = None,
+    ) -> None:
         if total:
             self.total_steps = max(1, int(total))
         if loss is not None and math.isfinite(loss):
             self.train.append((step, float(loss)))
-        if val_loss is not None and math.isfinite(val_loss) and (not self.val or self.val[-1][1] != val_loss):
+        if (
+            val_loss is not None
+            and math.isfinite(val_loss)
+            and (not self.val or self.val[-1][1] != val_loss)
+        ):
             self.val.append((step, float(val_loss)))
         self.update()
 

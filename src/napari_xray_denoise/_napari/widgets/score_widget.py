@@ -3,7 +3,6 @@
 Each click adds one row to the table in the widget; rows stay until cleared.
 """
 
-
 import napari
 import numpy as np
 from magicgui.widgets import Container, FloatSpinBox, PushButton, Table, create_widget
@@ -19,20 +18,43 @@ class ScoreWidget(Container):
     def __init__(self, viewer: napari.Viewer):
         super().__init__()
         self._viewer = viewer
-        self.image = create_widget(annotation=Image, label="image",
-                                   options={"tooltip": "any 2-D grayscale layer (counts)"})
-        self.reference = create_widget(annotation=Image | None, label="reference",
-                                       options={"tooltip": "noise-free reference of the same shape (optional)"})
-        self.window_low = FloatSpinBox(value=0.0, min=0.0, max=65535.0, label="window low",
-                                       tooltip="fixed BRISQUE window: counts mapped to 0")
-        self.window_high = FloatSpinBox(value=65535.0, min=1.0, max=65535.0, label="window high",
-                                        tooltip="counts mapped to 255 (4095 for 12-bit scanners)")
+        self.image = create_widget(
+            annotation=Image, label="image", options={"tooltip": "any 2-D grayscale layer (counts)"}
+        )
+        self.reference = create_widget(
+            annotation=Image | None,
+            label="reference",
+            options={"tooltip": "noise-free reference of the same shape (optional)"},
+        )
+        self.window_low = FloatSpinBox(
+            value=0.0,
+            min=0.0,
+            max=65535.0,
+            label="window low",
+            tooltip="fixed BRISQUE window: counts mapped to 0",
+        )
+        self.window_high = FloatSpinBox(
+            value=65535.0,
+            min=1.0,
+            max=65535.0,
+            label="window high",
+            tooltip="counts mapped to 255 (4095 for 12-bit scanners)",
+        )
         self.score_button = PushButton(text="Score")
         self.clear_button = PushButton(text="Clear table")
         self.rows: list[dict] = []
         self.table = Table(value={"data": [], "headers": HEADERS})
-        self.extend([self.image, self.reference, self.window_low, self.window_high,
-                     self.score_button, self.clear_button, self.table])
+        self.extend(
+            [
+                self.image,
+                self.reference,
+                self.window_low,
+                self.window_high,
+                self.score_button,
+                self.clear_button,
+                self.table,
+            ]
+        )
         self.score_button.changed.connect(self.score)
         self.clear_button.changed.connect(self.clear)
 
@@ -42,13 +64,19 @@ class ScoreWidget(Container):
 
     def score(self) -> dict | None:
         try:
-            row = score_layer(self.image.value, self.reference.value,
-                              (self.window_low.value, self.window_high.value))
+            row = score_layer(
+                self.image.value,
+                self.reference.value,
+                (self.window_low.value, self.window_high.value),
+            )
         except ValueError as exc:
             notify_error(exc)
             return None
         self.rows.append(row)
-        self.table.value = {"data": [[r[h] for h in HEADERS] for r in self.rows], "headers": HEADERS}
+        self.table.value = {
+            "data": [[r[h] for h in HEADERS] for r in self.rows],
+            "headers": HEADERS,
+        }
         return row
 
 
@@ -58,7 +86,9 @@ def score_layer(image: Image | None, reference: Image | None, window: tuple[floa
         raise ValueError("Choose an image layer to score.")
     data = np.asarray(image.data)
     if data.ndim != 2 or image.rgb:
-        raise ValueError(f"Layer '{image.name}' is not a 2-D grayscale image; score each energy layer on its own.")
+        raise ValueError(
+            f"Layer '{image.name}' is not a 2-D grayscale image; score each energy layer on its own."
+        )
     if window[1] <= window[0]:
         raise ValueError("The BRISQUE window's high end must be above its low end.")
     row = {

@@ -1,6 +1,5 @@
 """Multiscale targets: the AMSSD pseudo-clean targets of a layer, one result layer per scale."""
 
-
 import napari
 import numpy as np
 from magicgui import magic_factory
@@ -20,7 +19,9 @@ def parse_scales(text: str) -> list[tuple[int, float]]:
             factor, a = part.split(":")
             scales.append((int(factor), float(a)))
         except ValueError:
-            raise ValueError(f"Bad scale '{part}'; write factor:a pairs such as 2:1.2, 3:1.5.") from None
+            raise ValueError(
+                f"Bad scale '{part}'; write factor:a pairs such as 2:1.2, 3:1.5."
+            ) from None
     if not scales:
         raise ValueError("Give at least one scale as factor:a, e.g. 2:1.2.")
     return scales
@@ -31,7 +32,9 @@ def parse_scales(text: str) -> list[tuple[int, float]]:
     scales={"tooltip": "downsampling factor : bicubic kernel parameter a, comma separated"},
     call_button="Make targets",
 )
-def targets_widget(viewer: napari.Viewer, image: Image, scales: str = "2:1.2, 3:1.5, 2:1.8") -> None:
+def targets_widget(
+    viewer: napari.Viewer, image: Image, scales: str = "2:1.2, 3:1.5, 2:1.8"
+) -> None:
     try:
         if image is None:
             raise ValueError("Choose a scan layer.")
@@ -41,8 +44,18 @@ def targets_widget(viewer: napari.Viewer, image: Image, scales: str = "2:1.2, 3:
         parsed = parse_scales(scales)
         for (factor, a), target in zip(parsed, targets.make_targets(data, parsed), strict=True):
             history = list(image.metadata.get("history", [])) + [
-                layer_history_entry("multiscale target", factor=factor, a=a)]
-            show_image(viewer, target, f"{image.name} target x{factor} a{a:g}", source=image,
-                       metadata={"count_scale": 1.0, "history": history, "energy": image.metadata.get("energy")})
+                layer_history_entry("multiscale target", factor=factor, a=a)
+            ]
+            show_image(
+                viewer,
+                target,
+                f"{image.name} target x{factor} a{a:g}",
+                source=image,
+                metadata={
+                    "count_scale": 1.0,
+                    "history": history,
+                    "energy": image.metadata.get("energy"),
+                },
+            )
     except ValueError as exc:
         notify_error(exc)

@@ -53,36 +53,86 @@ class TrainWidget(JobWidgetMixin, Container):
         self._worker = None
         self._job = None
         self._pbar = None
-        self.method = ComboBox(choices=options.TRAIN_METHODS, value=options.DEFAULT_METHOD, label="method",
-                               tooltip=options.METHOD_HELP)
-        self.source = RadioButtons(choices=["open scans", "folder"], value="open scans", label="train on",
-                                   orientation="horizontal")
-        self.scans = Select(choices=self._scan_choices, label="scans",
-                            tooltip="open scans to learn from (dual-energy pairs are trained jointly)")
-        self.folder = FileEdit(mode="d", label="folder", tooltip="a folder of TIFF scans", visible=False)
-        self.joint = ComboBox(choices=options.JOINT_VARIANTS, value="auto", label="dual-energy",
-                              tooltip=options.JOINT_HELP)
+        self.method = ComboBox(
+            choices=options.TRAIN_METHODS,
+            value=options.DEFAULT_METHOD,
+            label="method",
+            tooltip=options.METHOD_HELP,
+        )
+        self.source = RadioButtons(
+            choices=["open scans", "folder"],
+            value="open scans",
+            label="train on",
+            orientation="horizontal",
+        )
+        self.scans = Select(
+            choices=self._scan_choices,
+            label="scans",
+            tooltip="open scans to learn from (dual-energy pairs are trained jointly)",
+        )
+        self.folder = FileEdit(
+            mode="d", label="folder", tooltip="a folder of TIFF scans", visible=False
+        )
+        self.joint = ComboBox(
+            choices=options.JOINT_VARIANTS,
+            value="auto",
+            label="dual-energy",
+            tooltip=options.JOINT_HELP,
+        )
         self.preset = ComboBox(choices=list(PRESETS), label="network size")
         defaults = options.TRAIN_DEFAULTS
-        self.steps = SpinBox(value=defaults["steps"], min=10, max=1_000_000, step=100, label="steps")
-        self.crop = SpinBox(value=defaults["crop_size"], min=32, max=512, step=32, label="crop size")
+        self.steps = SpinBox(
+            value=defaults["steps"], min=10, max=1_000_000, step=100, label="steps"
+        )
+        self.crop = SpinBox(
+            value=defaults["crop_size"], min=32, max=512, step=32, label="crop size"
+        )
         self.batch = SpinBox(value=defaults["batch_size"], min=1, max=128, label="batch size")
-        self.lr = FloatSpinBox(value=defaults["learning_rate"], min=1e-6, max=1e-1, step=1e-4,
-                               label="learning rate")
-        self.minutes = FloatSpinBox(value=0.0, min=0.0, max=10_000.0, step=1.0, label="time budget (min)",
-                                    tooltip="stop after this many minutes (0: no limit); the learning rate "
-                                            "decays to the end of whichever of steps or time runs out first")
+        self.lr = FloatSpinBox(
+            value=defaults["learning_rate"], min=1e-6, max=1e-1, step=1e-4, label="learning rate"
+        )
+        self.minutes = FloatSpinBox(
+            value=0.0,
+            min=0.0,
+            max=10_000.0,
+            step=1.0,
+            label="time budget (min)",
+            tooltip="stop after this many minutes (0: no limit); the learning rate "
+            "decays to the end of whichever of steps or time runs out first",
+        )
         self.seed = SpinBox(value=defaults["seed"], min=0, max=2**31 - 1, label="seed")
         self.train_button = PushButton(text="Train")
-        self.stop_button = PushButton(text="Stop", enabled=False,
-                                      tooltip="stop after the current step and keep the best model so far")
+        self.stop_button = PushButton(
+            text="Stop",
+            enabled=False,
+            tooltip="stop after the current step and keep the best model so far",
+        )
         self.save_button = PushButton(text="Save model...", enabled=False)
         self.save_path = FileEdit(mode="w", filter="*.keras", label="save as", value="model.keras")
         self.bar = ProgressBar(value=0, min=0, max=100, label="progress")
         self.status = Label(value="")
-        self.extend([self.method, self.source, self.scans, self.folder, self.joint, self.preset, self.steps,
-                     self.minutes, self.crop, self.batch, self.lr, self.seed, self.train_button, self.stop_button,
-                     self.bar, self.status, self.save_path, self.save_button])
+        self.extend(
+            [
+                self.method,
+                self.source,
+                self.scans,
+                self.folder,
+                self.joint,
+                self.preset,
+                self.steps,
+                self.minutes,
+                self.crop,
+                self.batch,
+                self.lr,
+                self.seed,
+                self.train_button,
+                self.stop_button,
+                self.bar,
+                self.status,
+                self.save_path,
+                self.save_button,
+            ]
+        )
         self.plot = LossPlot()
         self.native.layout().addWidget(self.plot)
         self.source.changed.connect(self._on_source)
@@ -106,7 +156,10 @@ class TrainWidget(JobWidgetMixin, Container):
         if tune:
             defaults.update(options.FINETUNE_DEFAULTS)
         self.lr.value, self.crop.value, self.minutes.value = (
-            defaults["learning_rate"], defaults["crop_size"], defaults["minutes"])
+            defaults["learning_rate"],
+            defaults["crop_size"],
+            defaults["minutes"],
+        )
         for w in (self.joint, self.preset):
             w.visible = value not in ("finetune", "amssd")
 
@@ -123,19 +176,29 @@ class TrainWidget(JobWidgetMixin, Container):
             available = scans_in_viewer(self._viewer)
             chosen = [n for n in self.scans.value if n in available]
             if not chosen:
-                raise ValueError("Select at least one open scan to train on (or train on a folder).")
+                raise ValueError(
+                    "Select at least one open scan to train on (or train on a folder)."
+                )
             scans = [scan_array(available[n]) for n in chosen]
         channels = {s.shape[0] for s in scans}
         if len(channels) > 1:
-            raise ValueError("The selected scans mix single- and dual-energy images; train on one kind at a time.")
+            raise ValueError(
+                "The selected scans mix single- and dual-energy images; train on one kind at a time."
+            )
         return scans
 
     def config(self) -> dict:
         """Training options; core.registry keeps those the method's kind takes (no joint for AMSSD)."""
-        return {"steps": self.steps.value, "crop_size": self.crop.value, "batch_size": self.batch.value,
-                "learning_rate": self.lr.value, "seed": self.seed.value,
-                "minutes": self.minutes.value if self.minutes.value > 0 else None,
-                "joint": self.joint.value, **options.network_size(PRESETS[self.preset.value])}
+        return {
+            "steps": self.steps.value,
+            "crop_size": self.crop.value,
+            "batch_size": self.batch.value,
+            "learning_rate": self.lr.value,
+            "seed": self.seed.value,
+            "minutes": self.minutes.value if self.minutes.value > 0 else None,
+            "joint": self.joint.value,
+            **options.network_size(PRESETS[self.preset.value]),
+        }
 
     # -- running ----------------------------------------------------------------------
     @property
@@ -144,7 +207,9 @@ class TrainWidget(JobWidgetMixin, Container):
 
     def start(self):
         if self.running or _compute.lane("train").busy:
-            notify_error("A training run is already in progress; stop it or wait for it to finish first.")
+            notify_error(
+                "A training run is already in progress; stop it or wait for it to finish first."
+            )
             return None
         try:
             scans = self._training_scans()
@@ -158,15 +223,20 @@ class TrainWidget(JobWidgetMixin, Container):
         self.bar.value = 0
         self.status.value = "starting the compute process..."
         self._pbar = progress(total=100, desc=f"Training {method} (%)")
-        self._run = TrainingProgress(config["steps"], config["minutes"])  # the budget's clock starts now
+        self._run = TrainingProgress(
+            config["steps"], config["minutes"]
+        )  # the budget's clock starts now
         try:
             self._job = _compute.lane("train").submit(
-                "train", method=method, scans=scans, config=config, save_path=save_path)
+                "train", method=method, scans=scans, config=config, save_path=save_path
+            )
         except _compute.BusyError as exc:
             self._finish()
             notify_error(exc)
             return None
-        self._worker = relay_job(self._job, self._on_progress, self._on_done, self._on_error, self._finish)
+        self._worker = relay_job(
+            self._job, self._on_progress, self._on_done, self._on_error, self._finish
+        )
         self.train_button.enabled = False
         self.stop_button.enabled = True
         return self._worker
@@ -180,12 +250,15 @@ class TrainWidget(JobWidgetMixin, Container):
     def _on_progress(self, info: dict):
         step, total = info.get("step", 0), info.get("total", 1)
         self.plot.add(step, info.get("loss"), info.get("val_loss"), total)
-        self._run.update(step, total)  # under a time budget, progress and time left follow the clock
+        self._run.update(
+            step, total
+        )  # under a time budget, progress and time left follow the clock
         percent = int(100 * self._run.fraction)
         self.bar.value = percent
         val = info.get("val_loss")
         self.status.value = f"{self._run.describe()}  loss {info.get('loss', float('nan')):.4g}" + (
-            f"  validation {val:.4g}" if val is not None else "")
+            f"  validation {val:.4g}" if val is not None else ""
+        )
         if self._pbar is not None:
             self._pbar.n = percent
             self._pbar.refresh()
