@@ -40,7 +40,7 @@ def _bm3d_channel(
 ) -> tuple[np.ndarray, dict]:
     import bm3d
 
-    from .core.vst import code_range  # numpy only; importing core does not import TF
+    from .vst import code_range
 
     width = counts.shape[1]
     if dark is not None or flat is not None:

@@ -46,7 +46,8 @@ def fake_kind():
 
 
 def test_method_names_and_kinds():
-    assert registry.method_names() == (*registry.BLINDSPOT_MODES, "amssd")
+    assert registry.method_names() == ("finetune", *registry.BLINDSPOT_MODES, "amssd")
+    assert registry.kind_for_method(options.DEFAULT_METHOD).method == "singlepass"
     assert options.TRAIN_METHODS == registry.method_names()  # the front ends' list comes from here
     assert registry.kind_for_method("poisson").method == "blindspot"
     assert registry.kind_for_method("supervised").method == "blindspot"  # accepted, not offered
@@ -95,9 +96,13 @@ def test_configs_take_the_front_end_defaults():
         "amssd", {"steps": 7, "width": 8, "joint": "blind", "enc_filters": 4}
     )
     assert (amssd.steps, amssd.width) == (7, 8)
-    default = registry.make_config(options.DEFAULT_METHOD)
+    blind = registry.make_config(options.BLINDSPOT_MODES[0])
     size = options.network_size(options.DEFAULT_NETWORK_SIZE)
-    assert {k: getattr(default, k) for k in size} == size
+    assert {k: getattr(blind, k) for k in size} == size
+    tune = registry.make_config(
+        options.DEFAULT_METHOD, {"minutes": 3, "joint": "cross", "enc_filters": 4}
+    )
+    assert (tune.minutes, tune.init) == (3, "default")
 
 
 def test_train_widget_options_make_a_config_for_every_method():
@@ -115,5 +120,5 @@ def test_train_widget_options_make_a_config_for_every_method():
     }
     for method in options.TRAIN_METHODS:
         config = registry.make_config(method, widget_options)
-        assert config.steps == 10 and config.crop_size == 32
+        assert config.steps == 10 and config.crop_size == 32 and config.batch_size == 2
     assert registry.make_config("mse", widget_options).enc_filters == 16

@@ -1,7 +1,7 @@
 """Fine-tuning the single-pass model on the user's own noisy scans, no clean data.
 
 Loss: recorrupted-to-recorrupted (Pang et al., CVPR 2021) in the network domain, where
-the noise is close to Gaussian with a known std ``s`` (``core.vst``): for a noisy crop
+the noise is close to Gaussian with a known std ``s`` (``vst``): for a noisy crop
 ``y`` and fresh ``z ~ N(0, 1)``,
 
     input  y_hat = y + alpha * s * z   (noise level told to the network: s * sqrt(1 + alpha^2))
@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import noise as noise_mod
+from .. import vst
 from ..flatfield import FlatField
-from . import vst
 from ._backend import keras, tf
 from .data import as_chw_counts
 from .simdata import PairSampler, phantom_transmissions

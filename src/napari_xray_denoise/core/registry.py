@@ -73,6 +73,16 @@ def _all_methods(kind: ModelKind) -> tuple[str, ...]:
     return (*kind.methods, *kind.hidden_methods)
 
 
+# the default model's kind first: its method ('finetune') leads the front ends' lists
+register(
+    ModelKind(
+        method="singlepass",
+        methods=("finetune",),
+        denoiser="singlepass_denoiser:SinglePassDenoiser",
+        config="finetune:FinetuneConfig",
+        train="finetune:train_finetune",
+    )
+)
 register(
     ModelKind(
         method="blindspot",
@@ -94,15 +104,6 @@ register(
     )
 )
 
-register(
-    ModelKind(
-        method="singlepass",
-        methods=("finetune",),
-        denoiser="singlepass_denoiser:SinglePassDenoiser",
-        config="finetune:FinetuneConfig",
-        train="finetune:train_finetune",
-    )
-)
 
 #: the method the front ends offer first: fine-tune the shipped default model
 DEFAULT_METHOD = "finetune"

@@ -11,7 +11,7 @@ scanner settings covering what real scanners write:
 - read noise 1e-5..2e-3 of the range, rounding, hot/dead pixels now and then,
 - a small residual column streak (what is left after flat-fielding, part of the scene).
 
-Inputs are ``(u_noisy, sigma_u)`` in the network domain (``core.vst``) computed with the
+Inputs are ``(u_noisy, sigma_u)`` in the network domain (``vst``) computed with the
 noise law jittered by a few percent (a fitted law is never exact); targets are the clean
 scan in the same domain. Scene seeds: phantom bags 2000+ (training) and 5000+
 (validation); the shipped sample bags (101, 202, 303) and the benchmark bags (900+) are
@@ -24,9 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import synth
+from .. import synth, vst
 from ..phantom import make_bag
-from . import vst
 
 TRAIN_SEED_BASE = 2000
 VAL_SEED_BASE = 5000

@@ -1,7 +1,7 @@
 """The single-pass denoising network (the default model): a noise-conditioned U-Net.
 
 Input ``(B, Y, X, 2)``: channel 0 the scan in the network domain ``u`` (normalised
-generalized Anscombe, see ``core.vst``), channel 1 its noise level ``sigma_u`` as a map
+generalized Anscombe, see ``vst``), channel 1 its noise level ``sigma_u`` as a map
 (FFDNet-style conditioning: one network for every dose and bit depth). The network sees
 ``u``, the local detail in noise units ``(u - mean5x5(u)) / sigma_u`` and ``sigma_u``, and
 predicts a correction in noise units: output ``(B, Y, X, 1)`` = ``u + sigma_u * r``. Both

@@ -6,7 +6,7 @@ Per channel of a scan (any size, any bit depth in a 16-bit file):
    scan's own air, or from dark/flat frames; streaks are put back at the end;
 2. the noise law ``Var = a * mean + b``: fitted on the scan (``noise.fit_poisson_gaussian``,
    the default) or given (calibrated: gain, offset, read noise);
-3. the network domain (``core.vst``): normalised generalized Anscombe and its noise level;
+3. the network domain (``vst``): normalised generalized Anscombe and its noise level;
 4. one pass of the noise-conditioned network (whole image up to ``whole_limit`` pixels,
    else overlapping tiles blended as in ``core.tiling``);
 5. back to counts (algebraic inverse), streaks back, clipped to the code range.
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import noise as noise_mod
+from .. import vst
 from ..flatfield import FlatField
-from . import vst
 from ._backend import keras, tf
 from .data import as_chw_counts
 from .model_file import ModelFileError, read_model_file, save_model_file

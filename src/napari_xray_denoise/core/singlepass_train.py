@@ -84,7 +84,7 @@ def singlepass_metadata(
         "method": "singlepass",
         "channels": 1,
         "architecture": {"widths": list(config.widths), "convs_per_level": 2},
-        "domain": "normalised generalized Anscombe (core.vst), noise level as a second input",
+        "domain": "normalised generalized Anscombe (vst), noise level as a second input",
         "training": {
             "kind": "supervised on simulated pairs (core.simdata)",
             "steps": int(steps),

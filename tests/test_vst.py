@@ -1,9 +1,9 @@
-"""The network domain of the single-pass model (``core.vst``, numpy only)."""
+"""The network domain of the single-pass model (``vst``, numpy only)."""
 
 import numpy as np
 import pytest
 
-from napari_xray_denoise.core import vst
+from napari_xray_denoise import vst
 
 
 def test_round_trip_and_range():
