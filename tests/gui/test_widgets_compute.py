@@ -7,6 +7,7 @@ import pytest
 from qtpy.QtCore import QElapsedTimer, QTimer
 
 from napari_xray_denoise._napari.session import REGISTRY
+from napari_xray_denoise._napari.widgets import denoise_widget
 from napari_xray_denoise._napari.widgets.denoise_widget import DenoiseWidget
 from napari_xray_denoise._napari.widgets.train_widget import TrainWidget
 from napari_xray_denoise._worker import compute as _compute
@@ -27,12 +28,13 @@ def _draw(viewer):
     return viewer.screenshot(canvas_only=True, flash=False)
 
 
-def _train_widget(viewer, steps):
+def _train_widget(viewer, steps, method="poissongaussian"):
     widget = TrainWidget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.reset_choices()
     assert "bag_high_dose (low+high)" in widget.scans.choices
     widget.scans.value = ["bag_high_dose (low+high)"]
+    widget.method.value = method
     widget.preset.value = TINY
     widget.steps.value = steps
     widget.crop.value = 64
@@ -75,7 +77,9 @@ def test_train_stop_then_denoise_and_compare(viewer, qtbot):
     den = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(den)
     den.reset_choices()
-    assert den.model.value == widget.last_model.name  # the model just trained is offered
+    assert den.model.value == denoise_widget.DEFAULT_MODEL  # the shipped model comes first
+    assert widget.last_model.name in den.model.choices  # the model just trained is offered
+    den.model.value = widget.last_model.name
     den.scan.value = "bag_high_dose (low+high)"
     den.tile.value = 128
     worker = den.start()
@@ -134,3 +138,34 @@ def test_denoise_with_bad_model_file_is_one_message(viewer, qtbot, tmp_path, mon
         pass
     assert len(shown) == 1 and "bogus.keras" in shown[0] and "not a .keras model" in shown[0]
     assert "bag_high_dose low denoised" not in viewer.layers
+
+
+def test_finetune_the_shipped_model_then_denoise_with_it(viewer, qtbot):
+    """The Train widget's first choice fine-tunes the default model on the open scan; the
+    result (or the starting model, if it did not get better) is offered to Denoise."""
+    widget = TrainWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.reset_choices()
+    assert widget.method.value == "finetune"
+    widget.scans.value = ["bag_high_dose (low+high)"]
+    widget.minutes.value = 0.1
+    worker = widget.start()
+    with qtbot.waitSignal(worker.finished, timeout=180_000):
+        pass
+    meta = widget.last_model.metadata
+    assert meta["method"] == "singlepass" and "kept_start" in meta["finetune"]
+    den = DenoiseWidget(viewer)
+    viewer.window.add_dock_widget(den)
+    den.reset_choices()
+    assert widget.last_model.name in den.model.choices
+    den.model.value = widget.last_model.name
+    den.scan.value = "bag_high_dose (low+high)"
+    worker = den.start()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        pass
+    low = viewer.layers["bag_high_dose low denoised"]
+    assert low.metadata["model"]["method"] == "singlepass"
+    assert low.metadata["history"][-1]["parameters"]["noise"]["how"].startswith(
+        "fitted on this scan"
+    )
+    assert "tensorflow" not in __import__("sys").modules
