@@ -96,6 +96,20 @@ def singlepass_metadata(
     }
 
 
+def _install_stop_handlers() -> tuple[threading.Event, dict]:
+    """SIGTERM/SIGINT end the run after the current step, with a checkpoint and an export
+    (only from the main thread; elsewhere the run ends at its time budget). Returns the
+    event and the previous handlers, to restore when the run ends."""
+    import signal
+
+    event = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: event.set())
+    return event, previous
+
+
 def _producer(
     sampler: PairSampler, batch: int, refresh_every: int, queue: Queue, stop: threading.Event
 ):
@@ -195,8 +209,9 @@ def train_long_run(
     last_val = t_start
     losses: list[float] = []
     best = -math.inf
+    stop_requested, previous_handlers = _install_stop_handlers()
     try:
-        while time.perf_counter() - t_start < hours * 3600:
+        while time.perf_counter() - t_start < hours * 3600 and not stop_requested.is_set():
             x, t = queue.get()
             step = int(step_var.numpy())
             lr = max(
@@ -229,6 +244,10 @@ def train_long_run(
                 if export is not None:
                     save_model_file(ema_model, meta, export)
     finally:
+        import signal
+
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
         stop.set()
         while not queue.empty():
             queue.get_nowait()
