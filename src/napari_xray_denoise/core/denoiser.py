@@ -16,7 +16,7 @@ import numpy as np
 
 from ._backend import keras, tf
 from .data import as_chw_counts, saturated_mask, saturation_levels
-from .model_file import ModelFileError, read_model_file, save_model_file
+from .model_file import read_model_file_of, save_model_file
 from .noisefit import affine_to_counts, fit_uncalib_noise, posterior_mean
 from .tiling import predict_tiled
 
@@ -316,12 +316,7 @@ class Denoiser:
         file, a file that is not a ``.keras`` zip, a ``.keras`` file from elsewhere, a model
         of another kind, or a damaged file.
         """
-        model, meta = read_model_file(path)
-        if meta.get("method") != cls.METHOD:
-            raise ModelFileError(
-                f"{Path(path).name!r} holds a {meta.get('method')!r} model, not a {cls.METHOD!r} one."
-            )
-        return cls(model, {k: v for k, v in meta.items() if k not in ("format", "format_version")})
+        return cls(*read_model_file_of(path, cls.METHOD))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model and metadata to one ``.keras`` file; returns its path."""

@@ -123,3 +123,14 @@ def read_model_file(path: str | os.PathLike, *, compile: bool = True) -> tuple[k
             f"Model file {Path(path).name!r} is damaged or incompatible and cannot be loaded ({exc})."
         ) from exc
     return model, meta
+
+
+def read_model_file_of(path: str | os.PathLike, method: str) -> tuple[keras.Model, dict]:
+    """:func:`read_model_file` for one kind: the model and its metadata without the file
+    format keys; ``ModelFileError`` when the file holds another ``metadata["method"]``."""
+    model, meta = read_model_file(path)
+    if meta.get("method") != method:
+        raise ModelFileError(
+            f"{Path(path).name!r} holds a {meta.get('method')!r} model, not a {method!r} one."
+        )
+    return model, {k: v for k, v in meta.items() if k not in ("format", "format_version")}

@@ -28,7 +28,7 @@ from .. import vst
 from ..flatfield import FlatField
 from ._backend import keras, tf
 from .data import as_chw_counts
-from .model_file import ModelFileError, read_model_file, save_model_file
+from .model_file import read_model_file_of, save_model_file
 from .singlepass import SIZE_MULTIPLE, build_singlepass_model
 from .tiling import OperationCancelled, predict_tiled
 
@@ -258,12 +258,7 @@ class SinglePassDenoiser:
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> SinglePassDenoiser:
         """Load a single-pass model file (``core.registry.load_model`` picks the class)."""
-        model, meta = read_model_file(path)
-        if meta.get("method") != cls.METHOD:
-            raise ModelFileError(
-                f"{Path(path).name!r} holds a {meta.get('method')!r} model, not a {cls.METHOD!r} one."
-            )
-        return cls(model, {k: v for k, v in meta.items() if k not in ("format", "format_version")})
+        return cls(*read_model_file_of(path, cls.METHOD))
 
     def save(self, path: str | os.PathLike) -> Path:
         return save_model_file(self.model, self.metadata, path)
