@@ -222,3 +222,42 @@ def test_result_layers_of_a_scan_with_edge_bands_show_the_image_range(
         rgb[5:25, 5:35].mean() > 230 and (rgb[:, -4:] == 0).all()
     )  # air white (its own white level), band black
     assert viewer.layers["banded low"].contrast_limits[1] <= 4095
+
+
+def test_denoise_widget_passes_frames_and_calibrated_noise(
+    make_napari_viewer, monkeypatch, tmp_path
+):
+    """Dark/flat frames and a calibrated detector reach the job; a missing file is one message."""
+    import tifffile
+
+    from napari_xray_denoise._napari.widgets import denoise_widget
+
+    submitted, errors = {}, []
+
+    class FakeLane:
+        def submit(self, job, **kwargs):
+            submitted.update(kwargs, job=job)
+            raise denoise_widget._compute.BusyError("stop here")
+
+    monkeypatch.setattr(denoise_widget._compute, "lane", lambda name: FakeLane())
+    monkeypatch.setattr(denoise_widget, "notify_error", errors.append)
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-xray-denoise", "low_dose_bag")
+    den = denoise_widget.DenoiseWidget(viewer)
+    den.reset_choices()
+    assert den.model.value == denoise_widget.DEFAULT_MODEL
+    den.scan.value = "bag_low_dose (low+high)"
+    den.start()
+    assert submitted["job"] == "denoise" and submitted["model_path"] == "default"
+    assert submitted["physics"] == {}
+    flat = tmp_path / "flat.tif"
+    tifffile.imwrite(flat, np.full((4, 800), 60000, np.uint16))
+    den.flat_file.value = flat
+    den.gain.value, den.offset.value, den.read_noise.value = 40.0, 100.0, 20.0
+    den.start()
+    physics = submitted["physics"]
+    assert physics["flat"].shape == (4, 800) and physics["noise"].a == 40.0
+    assert physics["noise"].b == 20.0**2 - 40.0 * 100.0
+    den.dark_file.value = tmp_path / "missing.tif"
+    den.start()
+    assert "is not a file" in str(errors[-1])

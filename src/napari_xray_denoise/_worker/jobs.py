@@ -56,7 +56,7 @@ def train(
     return {"model_path": str(save_path), "metadata": dict(denoiser.metadata)}
 
 
-def denoise_bm3d(report, cancel, *, image: np.ndarray) -> dict:
+def denoise_bm3d(report, cancel, *, image: np.ndarray, physics: dict | None = None) -> dict:
     """BM3D + generalized Anscombe (``classical.bm3d_denoise``) of a (C, Y, X) or (Y, X) scan."""
     from ..classical import bm3d_denoise
 
@@ -64,6 +64,7 @@ def denoise_bm3d(report, cancel, *, image: np.ndarray) -> dict:
     out = bm3d_denoise(
         image,
         records=records,
+        **(physics or {}),
         on_progress=lambda done, total: report(done=int(done), total=int(total)),
     )
     return {"denoised": out, "metadata": {"method": "bm3d+gat"}, "noise": records}
@@ -78,15 +79,24 @@ def denoise(
     tile: int | None = None,
     overlap: int | None = None,
     batch_size: int | None = None,
+    physics: dict | None = None,
 ) -> dict:
     """Tiled denoising of a (C, Y, X) or (Y, X) scan; returns float32 counts.
 
     ``None`` keeps the model's tile and overlap and the library's batch size (as the CLI).
+    ``physics``: dark/flat frames and a calibrated noise law, for the default
+    (single-pass) model only.
     """
     from ..bands import apply_inside
     from ..core import OperationCancelled
 
     model = load(model_path)
+    physics = dict(physics or {})
+    if physics and getattr(model, "method", None) != "singlepass":
+        raise ValueError(
+            "Dark/flat frames and a calibrated detector apply to the default model "
+            "and BM3D, not to blind-spot or AMSSD models; clear those fields."
+        )
     try:
         out = apply_inside(  # non-image edge bands pass through unchanged
             lambda inside: model.denoise(
@@ -96,6 +106,7 @@ def denoise(
                 batch_size=batch_size,
                 cancel=cancel,
                 on_progress=lambda done, total: report(done=int(done), total=int(total)),
+                **physics,
             ),
             image,
         )

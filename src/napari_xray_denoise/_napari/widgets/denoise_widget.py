@@ -10,7 +10,15 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+)
 from napari.utils import progress
 
 from ... import io, options
@@ -70,6 +78,42 @@ class DenoiseWidget(JobWidgetMixin, Container):
             label="overlap",
             tooltip="tile overlap in pixels (the model's own is at least its receptive radius)",
         )
+        # detector physics for the default model and BM3D (empty / 0: estimate from the scan)
+        self.dark_file = FileEdit(
+            mode="r",
+            filter="*.tif *.tiff",
+            label="dark frame",
+            tooltip="optional: a dark frame (detector offset per column)",
+        )
+        self.flat_file = FileEdit(
+            mode="r",
+            filter="*.tif *.tiff",
+            label="flat frame",
+            tooltip="optional: a flat (air) frame (column gains); "
+            "without it the gains come from the scan's air",
+        )
+        self.gain = FloatSpinBox(
+            value=0.0,
+            min=0.0,
+            max=1e6,
+            step=0.1,
+            label="detector gain",
+            tooltip="counts per detected quantum, if calibrated (0: fit the noise on the scan)",
+        )
+        self.offset = FloatSpinBox(
+            value=0.0,
+            min=-1e6,
+            max=1e6,
+            label="detector offset",
+            tooltip="counts at zero signal (with a calibrated gain)",
+        )
+        self.read_noise = FloatSpinBox(
+            value=0.0,
+            min=0.0,
+            max=1e6,
+            label="read noise",
+            tooltip="read noise std in counts (with a calibrated gain)",
+        )
         self.run_button = PushButton(text="Denoise")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.compare_button = PushButton(text="Compare before/after")
@@ -82,6 +126,11 @@ class DenoiseWidget(JobWidgetMixin, Container):
                 self.scan,
                 self.tile,
                 self.overlap,
+                self.dark_file,
+                self.flat_file,
+                self.gain,
+                self.offset,
+                self.read_noise,
                 self.run_button,
                 self.cancel_button,
                 self.bar,
@@ -146,15 +195,22 @@ class DenoiseWidget(JobWidgetMixin, Container):
             if not layers:
                 raise ValueError("Choose a scan to denoise; open one first.")
             image = scan_array(layers)
+            physics = self.physics_options()
         except ValueError as exc:
             notify_error(exc)
             return None
         try:
             if model_path == "bm3d":
-                self._job = _compute.lane("infer").submit("denoise_bm3d", image=image)
+                self._job = _compute.lane("infer").submit(
+                    "denoise_bm3d", image=image, physics=physics
+                )
             else:
                 self._job = _compute.lane("infer").submit(
-                    "denoise", model_path=model_path, image=image, **self.denoise_options()
+                    "denoise",
+                    model_path=model_path,
+                    image=image,
+                    physics=physics,
+                    **self.denoise_options(),
                 )
         except _compute.BusyError as exc:
             notify_error(exc)
@@ -171,6 +227,27 @@ class DenoiseWidget(JobWidgetMixin, Container):
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         return self._worker
+
+    def physics_options(self) -> dict:
+        """Dark/flat frames and calibrated noise the user gave (for the default model and
+        BM3D); empty when everything is estimated from the scan."""
+        out = {}
+        for key, edit in (("dark", self.dark_file), ("flat", self.flat_file)):
+            path = Path(str(edit.value)) if edit.value else None
+            if path is not None and str(path) not in ("", "."):
+                if not path.is_file():
+                    raise ValueError(
+                        f"The {key} frame '{path}' is not a file; choose a TIFF or clear the field."
+                    )
+                frames = io.read_scan(path).images()
+                out[key] = frames[0] if len(frames) == 1 else frames
+        if self.gain.value > 0:
+            from ...noise import NoiseModel
+
+            out["noise"] = NoiseModel(
+                self.gain.value, self.read_noise.value**2 - self.gain.value * self.offset.value
+            )
+        return out
 
     def denoise_options(self) -> dict:
         """Tile, overlap and batch size; ``None`` where the model's or library's default applies."""
