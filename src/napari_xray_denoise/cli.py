@@ -370,12 +370,12 @@ def _calibrated_noise(args):
         return "auto"
     if args.gain is None:
         raise CliError("--offset and --read-noise need --gain (counts per detected quantum) too.")
-    from . import noise as noise_mod
+    from .noise import calibrated_noise
 
-    if not args.gain > 0:
-        raise CliError(f"--gain must be a positive number of counts per quantum, got {args.gain}.")
-    read = args.read_noise or 0.0
-    return noise_mod.NoiseModel(args.gain, read * read - args.gain * (args.offset or 0.0))
+    try:
+        return calibrated_noise(args.gain, args.offset or 0.0, args.read_noise or 0.0)
+    except ValueError as exc:
+        raise CliError(f"--gain/--offset/--read-noise: {exc}") from exc
 
 
 def _frame(path):

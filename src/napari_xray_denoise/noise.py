@@ -14,6 +14,7 @@ Public API
 ----------
 NoiseModel, NoiseFit
 fit_poisson_gaussian(image) -> NoiseModel (2-D) or tuple of NoiseModel (C, Y, X)
+calibrated_noise(gain, offset, read_std) -> NoiseModel of a calibrated detector
 fit_noise_levels(image_2d) -> NoiseFit (model + the level sets it came from)
 generalized_anscombe(y, a, b) -> z
 inverse_generalized_anscombe(D, a, b, method="exact"|"closed_form"|"algebraic")
@@ -32,6 +33,7 @@ from scipy.interpolate import PchipInterpolator
 __all__ = [
     "NoiseFit",
     "NoiseModel",
+    "calibrated_noise",
     "expected_generalized_anscombe",
     "fit_noise_levels",
     "fit_poisson_gaussian",
@@ -114,6 +116,19 @@ class NoiseFit:
     a_stderr: float
     b_stderr: float
     note: str = "fitted a and b"  #: how b was chosen (see ``_robust_choice``)
+
+
+def calibrated_noise(gain: float, offset: float = 0.0, read_std: float = 0.0) -> NoiseModel:
+    """The noise law of a calibrated detector: counts = offset + gain * quanta + read noise,
+    so ``Var = gain * (mean - offset) + read_std^2`` (``a = gain``, ``b = read_std^2 - gain * offset``).
+    Raises ``ValueError`` with one sentence for a gain <= 0 or non-finite values."""
+    if not (np.isfinite(gain) and gain > 0):
+        raise ValueError(
+            f"the detector gain must be a positive number of counts per quantum, got {gain}."
+        )
+    if not (np.isfinite(offset) and np.isfinite(read_std) and read_std >= 0):
+        raise ValueError("the detector offset and read noise must be finite, read noise >= 0.")
+    return NoiseModel(float(gain), float(read_std) ** 2 - float(gain) * float(offset))
 
 
 # --------------------------------------------------------------------------- fitting

@@ -11,10 +11,10 @@ from napari_xray_denoise.core.simdata import PairSampler, SimSettings, phantom_t
 from napari_xray_denoise.core.singlepass import build_singlepass_model
 from napari_xray_denoise.core.singlepass_denoiser import (
     SinglePassDenoiser,
-    calibrated_noise,
     pad_to_multiple,
     untrained_singlepass,
 )
+from napari_xray_denoise.noise import calibrated_noise
 from napari_xray_denoise.phantom import make_bag
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from .. import noise as noise_mod
 from .. import vst
 from ..flatfield import FlatField
+from ..noise import calibrated_noise  # noqa: F401  (re-exported by core)
 from ._backend import keras, tf
 from .data import as_chw_counts
 from .model_file import read_model_file_of, save_model_file
@@ -265,20 +266,6 @@ class SinglePassDenoiser:
 
     def __repr__(self) -> str:
         return f"SinglePassDenoiser(widths={self.metadata.get('architecture', {}).get('widths')})"
-
-
-def calibrated_noise(
-    gain: float, offset: float = 0.0, read_std: float = 0.0
-) -> noise_mod.NoiseModel:
-    """The noise law of a calibrated detector: counts = offset + gain * quanta + read noise,
-    so ``Var = gain * (mean - offset) + read_std^2`` (``a = gain``, ``b = read_std^2 - gain * offset``)."""
-    if not (np.isfinite(gain) and gain > 0):
-        raise ValueError(
-            f"the detector gain must be a positive number of counts per quantum, got {gain}."
-        )
-    if not (np.isfinite(offset) and np.isfinite(read_std) and read_std >= 0):
-        raise ValueError("the detector offset and read noise must be finite, read noise >= 0.")
-    return noise_mod.NoiseModel(float(gain), float(read_std) ** 2 - float(gain) * float(offset))
 
 
 def untrained_singlepass(widths=(8, 8, 8)) -> SinglePassDenoiser:

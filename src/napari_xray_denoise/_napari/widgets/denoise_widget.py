@@ -242,10 +242,10 @@ class DenoiseWidget(JobWidgetMixin, Container):
                 frames = io.read_scan(path).images()
                 out[key] = frames[0] if len(frames) == 1 else frames
         if self.gain.value > 0:
-            from ...noise import NoiseModel
+            from ...noise import calibrated_noise
 
-            out["noise"] = NoiseModel(
-                self.gain.value, self.read_noise.value**2 - self.gain.value * self.offset.value
+            out["noise"] = calibrated_noise(
+                self.gain.value, self.offset.value, self.read_noise.value
             )
         return out
 
