@@ -108,9 +108,9 @@ def _r2r_pair(u_crop: np.ndarray, sigma: float, rng, alpha_range) -> tuple[np.nd
     z = rng.standard_normal(u_crop.shape).astype(np.float32)
     y_hat = u_crop + alpha * sigma * z
     y_bar = u_crop - sigma * z / alpha
+    # the network is told the input's own noise level; the loss divides by it too, and the
+    # target's extra noise (std s / alpha) only adds a constant to the expected loss
     level = np.full_like(u_crop, sigma * math.sqrt(1 + alpha * alpha))
-    # the loss divides by the noise level of the input channel; scale the target error to
-    # the scan's own level (the R2R target's noise is s / alpha, a constant in expectation)
     return np.stack([y_hat, level], -1), y_bar[..., None]
 
 
