@@ -31,6 +31,8 @@ TRAIN_SEED_BASE = 2000
 VAL_SEED_BASE = 5000
 _CODE_MAXES = (4095.0, 8191.0, 65535.0)
 _CODE_WEIGHTS = (0.25, 0.15, 0.6)
+#: crops must fit the network's 2x2x2 downsampling (``singlepass.SIZE_MULTIPLE``)
+_SIZE_MULTIPLE = 8
 _BAG_SHAPES = ((400, 640), (480, 800), (640, 1000), (800, 1280))
 
 
@@ -103,8 +105,8 @@ class PairSampler:
         settings: SimSettings | None = None,
         next_seed: int = TRAIN_SEED_BASE,
     ):
-        if crop % vst_multiple() != 0:
-            raise ValueError(f"crop must be a multiple of {vst_multiple()}, got {crop}.")
+        if crop % _SIZE_MULTIPLE != 0:
+            raise ValueError(f"crop must be a multiple of {_SIZE_MULTIPLE}, got {crop}.")
         self.pool = list(pool)
         self.rng = rng
         self.crop = int(crop)
@@ -136,14 +138,10 @@ class PairSampler:
         )
 
 
-def vst_multiple() -> int:
-    return 8
-
-
 def validation_set(n_bags: int = 3, n_scenes: int = 48, crop: int = 128, seed: int = 777):
-    """A fixed validation set: crops of validation phantom bags (seeds 5000+) and of
-    procedural scenes, at doses spread over the range. Returns (inputs, targets, info)
-    where info holds per-sample (a, b, code_max) to map back to counts."""
+    """A fixed validation set (same seed, same crops every call): ``n_scenes`` crops of
+    validation phantom bags (seeds 5000+) and procedural scenes at random scanner
+    settings, with the exact noise law. Returns (inputs, targets) as ``PairSampler.batch``."""
     rng = np.random.default_rng(seed)
     pool = phantom_transmissions(range(VAL_SEED_BASE, VAL_SEED_BASE + n_bags), rng)
     sampler = PairSampler(
