@@ -323,7 +323,7 @@ def report(results: dict) -> str:
     rows = results["rows"]
     lines = []
     methods = (
-        ["noisy", "bm3d+gat", "default"]
+        ["noisy", "bm3d+gat", "default", "default (1.0 h)"]
         + sorted({r["method"] for r in rows if "fine-tune" in r["method"]})
         + ["blind-spot (shipped before)"]
     )
@@ -360,6 +360,8 @@ def report(results: dict) -> str:
                 f"\nDefault model minus BM3D + GAT: median {np.median(margins):+.2f} dB, "
                 f"worst {min(margins):+.2f} dB, best {max(margins):+.2f} dB over {len(margins)} channels."
             )
+        # fine-tuning rows of an earlier model compare with that model's own rows
+        start = "default (1.0 h)" if "default (1.0 h)" in present else "default"
         for m in present:
             if "fine-tune" in m:
                 gains = [
@@ -367,13 +369,13 @@ def report(results: dict) -> str:
                     for a in sel
                     if a["method"] == m
                     for b in sel
-                    if b["method"] == "default"
+                    if b["method"] == start
                     and b["scan"] == a["scan"]
                     and b["channel"] == a["channel"]
                 ]
                 if gains:
                     lines.append(
-                        f"Fine-tuning gain over the default model: median {np.median(gains):+.2f} dB, "
+                        f"Fine-tuning gain over the model it started from ({start}): median {np.median(gains):+.2f} dB, "
                         f"worst {min(gains):+.2f} dB."
                     )
     return "\n".join(lines)
