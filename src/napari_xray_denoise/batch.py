@@ -80,14 +80,11 @@ class BatchError(ValueError):
 
 
 def default_model_path() -> Path:
-    """The model ``--model default`` means: the shipped default model file.
+    """The model ``--model default`` means: ``core.registry.default_model_path()``
+    (TF-free, so this runs in the client, possibly napari's process)."""
+    from .core.registry import default_model_path as shipped
 
-    The same file as ``core.default_model_path()``, found here without importing
-    TensorFlow (this runs in the client, possibly napari's process).
-    """
-    from importlib.resources import files
-
-    return Path(str(files("napari_xray_denoise"))) / "data" / "models" / "default.keras"
+    return shipped()
 
 
 # --------------------------------------------------------------------------- settings

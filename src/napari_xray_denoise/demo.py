@@ -20,10 +20,10 @@ from .tables import print_table
 
 
 def shipped_model_path() -> Path:
-    """The shipped default model (single-pass network)."""
-    from importlib.resources import files
+    """The shipped default model (single-pass network), as ``core.registry`` names it."""
+    from .core.registry import default_model_path  # TF-free
 
-    return Path(str(files("napari_xray_denoise"))) / "data" / "models" / "default.keras"
+    return default_model_path()
 
 
 def _denoiser():
