@@ -385,9 +385,8 @@ def _history(scan: io.Scan, job: BatchJob, operation: str, **params) -> list[dic
 
 def _denoise_array(model, images: np.ndarray, job: BatchJob) -> np.ndarray:
     kwargs = {k: v for k, v in (("tile", job.tile), ("overlap", job.overlap)) if v is not None}
-    chunkable = hasattr(model, "_predict_fn") and hasattr(
-        model, "_posterior"
-    )  # blind-spot / AMSSD Denoiser
+    # a blind-spot / AMSSD Denoiser runs in two stages that can go chunk by chunk
+    chunkable = hasattr(model, "predict_fn") and hasattr(model, "posterior")
     if images.shape[-1] * images.shape[-2] > job.lazy_above_px and chunkable:
         from .large_scan import denoise_chunked
 

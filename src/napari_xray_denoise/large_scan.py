@@ -106,7 +106,7 @@ def denoise_chunked(
         c = len(chans)
         x01 = np.ascontiguousarray((counts[chans] / model.scale).transpose(1, 2, 0))
         valid = ~saturated[chans].transpose(1, 2, 0)
-        predict = model._predict_fn(tile, batch_size, c, precision)
+        predict = model.predict_fn(tile, batch_size, c, precision)
         raw = predict_tiled_lazy(
             x01,
             predict,
@@ -119,7 +119,7 @@ def denoise_chunked(
         if not local:  # the posterior needs the whole network output
             with dask.config.set(scheduler="synchronous"):
                 raw_full = raw.compute()
-            x_hat = model._posterior(x01, raw_full, valid, noise)
+            x_hat = model.posterior(x01, raw_full, valid, noise)
         else:
             first = len(model.last_noise)
             fits = None
@@ -139,7 +139,7 @@ def denoise_chunked(
                     if fit is not None:  # this scan's noise law, as the in-memory path uses it
                         a01, b01 = fit
                         raw_blk[..., 2 * c + k] = np.maximum(a01 * raw_blk[..., k] + b01, 1e-12)
-                return model._posterior(y_blk, raw_blk, valid_blk, "stored")
+                return model.posterior(y_blk, raw_blk, valid_blk, "stored")
 
             chunks = raw.chunks[:2]
             y_d = da.from_array(x01, chunks=chunks + ((c,),))
@@ -155,7 +155,7 @@ def denoise_chunked(
                 )
             del model.last_noise[
                 first:
-            ]  # _posterior recorded once per chunk: once per channel instead
+            ]  # posterior recorded once per chunk: once per channel instead
             model.last_noise.extend(records)
         out[chans] = x_hat.transpose(2, 0, 1) * model.scale
     out[saturated] = counts[saturated]

@@ -140,18 +140,21 @@ def test_denoise_widget_uses_the_models_defaults(make_napari_viewer, monkeypatch
     """Unless the user sets them, tile, overlap and batch size are left to the model and
     the library, as on the command line (no overlap of 32 below AMSSD's receptive radius)."""
     from napari_xray_denoise import options
+    from napari_xray_denoise._napari.widgets import _common as common
     from napari_xray_denoise._napari.widgets import denoise_widget
     from napari_xray_denoise._napari.widgets.train_widget import TrainWidget
+    from napari_xray_denoise._worker import compute
 
     submitted = {}
 
     class FakeLane:
         def submit(self, job, **kwargs):
             submitted.update(kwargs)
-            raise denoise_widget._compute.BusyError("stop here")
+            raise compute.BusyError("stop here")
 
-    monkeypatch.setattr(denoise_widget._compute, "lane", lambda name: FakeLane())
+    monkeypatch.setattr(compute, "lane", lambda name: FakeLane())
     monkeypatch.setattr(denoise_widget, "notify_error", lambda exc: None)
+    monkeypatch.setattr(common, "notify_error", lambda exc: None)
     viewer = make_napari_viewer()
     viewer.open_sample("napari-xray-denoise", "low_dose_bag")
     den = denoise_widget.DenoiseWidget(viewer)
@@ -230,17 +233,20 @@ def test_denoise_widget_passes_frames_and_calibrated_noise(
     """Dark/flat frames and a calibrated detector reach the job; a missing file is one message."""
     import tifffile
 
+    from napari_xray_denoise._napari.widgets import _common as common
     from napari_xray_denoise._napari.widgets import denoise_widget
+    from napari_xray_denoise._worker import compute
 
     submitted, errors = {}, []
 
     class FakeLane:
         def submit(self, job, **kwargs):
             submitted.update(kwargs, job=job)
-            raise denoise_widget._compute.BusyError("stop here")
+            raise compute.BusyError("stop here")
 
-    monkeypatch.setattr(denoise_widget._compute, "lane", lambda name: FakeLane())
+    monkeypatch.setattr(compute, "lane", lambda name: FakeLane())
     monkeypatch.setattr(denoise_widget, "notify_error", errors.append)
+    monkeypatch.setattr(common, "notify_error", errors.append)
     viewer = make_napari_viewer()
     viewer.open_sample("napari-xray-denoise", "low_dose_bag")
     den = denoise_widget.DenoiseWidget(viewer)

@@ -249,7 +249,7 @@ class AmssdDenoiser(Denoiser):
             self._twin = twin
         return self._twin
 
-    def _posterior(
+    def posterior(
         self, y: np.ndarray, raw: np.ndarray, valid: np.ndarray, noise: str
     ) -> np.ndarray:
         c = y.shape[-1]

@@ -112,8 +112,10 @@ class Denoiser:
             self._twin = twin
         return self._twin
 
-    def _predict_fn(self, tile: int, batch_size: int, c_in: int, precision: str) -> Callable:
-        """A ``tf.function`` for one fixed batch shape, traced once and cached."""
+    def predict_fn(self, tile: int, batch_size: int, c_in: int, precision: str) -> Callable:
+        """The network as a function of one fixed ``(batch_size, tile, tile, c_in)`` batch
+        (traced once, cached): stage one of :meth:`denoise`, public so a caller can run
+        the two stages apart (``large_scan.denoise_chunked``)."""
         key = (tile, batch_size, c_in, precision)
         if key not in self._predict_fns:
             bf16 = precision == "bfloat16" and "architecture" in self.metadata
@@ -168,7 +170,7 @@ class Denoiser:
             )
         return predict_tiled(
             x01_hwc,
-            self._predict_fn(tile, batch_size, c_in, precision),
+            self.predict_fn(tile, batch_size, c_in, precision),
             tile=tile,
             overlap=overlap,
             batch_size=batch_size,
@@ -240,15 +242,16 @@ class Denoiser:
                 cancel=cancel,
             )
             n_tiles_done[0] += per_group_total[0]
-            x_hat = self._posterior(x01, raw, ~saturated[chans].transpose(1, 2, 0), noise)
+            x_hat = self.posterior(x01, raw, ~saturated[chans].transpose(1, 2, 0), noise)
             out[chans] = x_hat.transpose(2, 0, 1) * self.scale
         out[saturated] = counts[saturated]
         return out[0] if squeeze else out
 
-    def _posterior(
+    def posterior(
         self, y: np.ndarray, raw: np.ndarray, valid: np.ndarray, noise: str
     ) -> np.ndarray:
-        """Posterior mean (x01, ``(Y, X, c)``) from network outputs; records ``last_noise``."""
+        """Stage two of :meth:`denoise`: the posterior mean (x01, ``(Y, X, c)``) from the
+        network outputs ``raw`` of scan ``y``; records ``last_noise``."""
         c = y.shape[-1]
         mu, std, noise_var = raw[..., :c], raw[..., c : 2 * c], raw[..., 2 * c : 3 * c]
         if self.mode in ("mse", "supervised"):

@@ -208,6 +208,28 @@ class JobWidgetMixin:
     _run_button_name = "run_button"
     _stop_button_name = "cancel_button"
 
+    def _launch(self, lane: str, job: str, *, desc: str, on_done, **kwargs):
+        """Submit ``job`` to the compute process's ``lane``, relay its progress to
+        ``self._on_progress`` and its result to ``on_done``; the run button is off until
+        it ends. Returns the relaying worker, or ``None`` (told) if the lane is busy."""
+        from napari.utils import progress
+
+        from ..._worker import compute
+
+        try:
+            self._job = compute.lane(lane).submit(job, **kwargs)
+        except compute.BusyError as exc:
+            self._finish()
+            notify_error(exc)
+            return None
+        self._pbar = progress(total=100, desc=desc)
+        self._worker = relay_job(
+            self._job, self._on_progress, on_done, self._on_error, self._finish
+        )
+        getattr(self, self._run_button_name).enabled = False
+        getattr(self, self._stop_button_name).enabled = True
+        return self._worker
+
     @while_alive
     def _on_error(self, exc: Exception):
         notify_error(exc)

@@ -19,16 +19,13 @@ from magicgui.widgets import (
     ProgressBar,
     PushButton,
 )
-from napari.utils import progress
 
 from ... import io, options
-from ..._worker import compute as _compute
 from ..session import REGISTRY
 from ._common import (
     JobWidgetMixin,
     notify_error,
     notify_info,
-    relay_job,
     scan_array,
     scans_in_viewer,
     show_image,
@@ -199,34 +196,22 @@ class DenoiseWidget(JobWidgetMixin, Container):
         except ValueError as exc:
             notify_error(exc)
             return None
-        try:
-            if model_path == "bm3d":
-                self._job = _compute.lane("infer").submit(
-                    "denoise_bm3d", image=image, physics=physics
-                )
-            else:
-                self._job = _compute.lane("infer").submit(
-                    "denoise",
-                    model_path=model_path,
-                    image=image,
-                    physics=physics,
-                    **self.denoise_options(),
-                )
-        except _compute.BusyError as exc:
-            notify_error(exc)
-            return None
-        self._pbar = progress(total=100, desc="Denoising")
-        self.status.value = "denoising..."
-        self._worker = relay_job(
-            self._job,
-            self._on_progress,
-            lambda result: self._on_done(result, layers, model_path),
-            self._on_error,
-            self._finish,
+        if model_path == "bm3d":
+            job, kwargs = "denoise_bm3d", {}
+        else:
+            job, kwargs = "denoise", {"model_path": model_path, **self.denoise_options()}
+        worker = self._launch(
+            "infer",
+            job,
+            desc="Denoising",
+            on_done=lambda result: self._on_done(result, layers, model_path),
+            image=image,
+            physics=physics,
+            **kwargs,
         )
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        return self._worker
+        if worker is not None:
+            self.status.value = "denoising..."
+        return worker
 
     def physics_options(self) -> dict:
         """Dark/flat frames and calibrated noise the user gave (for the default model and

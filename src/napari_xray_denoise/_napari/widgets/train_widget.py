@@ -22,7 +22,6 @@ from magicgui.widgets import (
     Select,
     SpinBox,
 )
-from napari.utils import progress
 
 from ... import io, options
 from ..._worker import compute as _compute
@@ -32,7 +31,6 @@ from ._common import (
     JobWidgetMixin,
     notify_error,
     notify_info,
-    relay_job,
     scan_array,
     scans_in_viewer,
     while_alive,
@@ -222,23 +220,19 @@ class TrainWidget(JobWidgetMixin, Container):
         self.plot.total_steps = config["steps"]
         self.bar.value = 0
         self.status.value = "starting the compute process..."
-        self._pbar = progress(total=100, desc=f"Training {method} (%)")
         self._run = TrainingProgress(
             config["steps"], config["minutes"]
         )  # the budget's clock starts now
-        try:
-            self._job = _compute.lane("train").submit(
-                "train", method=method, scans=scans, config=config, save_path=save_path
-            )
-        except _compute.BusyError as exc:
-            self._finish()
-            notify_error(exc)
-            return None
-        self._worker = relay_job(
-            self._job, self._on_progress, self._on_done, self._on_error, self._finish
+        self._launch(
+            "train",
+            "train",
+            desc=f"Training {method} (%)",
+            on_done=self._on_done,
+            method=method,
+            scans=scans,
+            config=config,
+            save_path=save_path,
         )
-        self.train_button.enabled = False
-        self.stop_button.enabled = True
         return self._worker
 
     def stop(self):
