@@ -1,5 +1,7 @@
 """Non-image edge bands: found, reported, kept out of bit depth, noise and scaling, passed through."""
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -117,3 +119,52 @@ def test_fuse_and_colour_leave_the_band_out(tmp_path):
     inside = _bag_with_band()[..., :-4]
     expected = np.clip(np.rint(wavelet_fuse(inside[0], inside[1])), 0, 65535)
     np.testing.assert_array_equal(fused[:, :-4], expected)  # the band never entered the fusion
+
+
+def test_results_with_leading_axes_pass_the_bands_through():
+    """Targets (one image per scale) keep the bands in every result; frames are cut alike."""
+    scan = _twelve_bit_scan_with_band()
+    edges = find_edge_bands(scan)
+    out = bands.apply_inside(lambda inside: np.stack([inside, inside * 0.5]), scan, edges)
+    assert out.shape == (2, *scan.shape)
+    np.testing.assert_array_equal(out[..., -4:], 52685)
+    np.testing.assert_array_equal(out[1, ..., :-4], scan[..., :-4] * 0.5)
+    flat_rows = np.ones((3, 160))
+    full_frame = np.ones((120, 160))
+    cut = bands.frames_inside(
+        {"flat": flat_rows, "dark": full_frame, "noise": "auto"},
+        EdgeBands(top=2, right=4),
+        (120, 160),
+    )
+    assert cut["flat"].shape == (3, 156) and cut["dark"].shape == (118, 156)
+    assert cut["noise"] == "auto"
+    assert bands.frames_inside({"flat": flat_rows}, EdgeBands(), (120, 160))["flat"] is flat_rows
+
+
+def test_targets_score_and_denoise_keep_the_band_out(tmp_path, capsys):
+    """The command line's targets, scores and a denoise with a flat frame on a banded scan."""
+    path = tmp_path / "bag12.tif"
+    scan = _bag_with_band()
+    tifffile.imwrite(path, scan)
+    assert cli.main(["targets", str(path), "-o", str(tmp_path / "t"), "--scales", "2:1.2"]) == 0
+    target = io.read_scan(tmp_path / "t" / "bag12_target_x2_a1.2.tif").images()
+    np.testing.assert_array_equal(target[..., -4:], 52685)
+    assert target[..., :-4].max() <= 4095
+    capsys.readouterr()
+    assert cli.main(["score", str(path), "--reference", str(path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    banded = {r["channel"]: r for r in rows}
+    tifffile.imwrite(tmp_path / "inside.tif", np.ascontiguousarray(scan[..., :-4]))
+    assert cli.main(["score", str(tmp_path / "inside.tif"), "--json"]) == 0
+    inside = {r["channel"]: r for r in json.loads(capsys.readouterr().out)}
+    for channel in ("low", "high"):  # the band changes no score
+        assert banded[channel]["brisque"] == pytest.approx(inside[channel]["brisque"])
+        assert banded[channel]["noise"] == pytest.approx(inside[channel]["noise"])
+        assert banded[channel]["psnr"] == float("inf") or banded[channel]["psnr"] > 100
+    flat = tmp_path / "flat.tif"
+    tifffile.imwrite(flat, np.full((4, 300), 4000, np.uint16))  # as wide as the whole scan
+    out = tmp_path / "d"
+    assert cli.main(["denoise", str(path), "-o", str(out), "--flat", str(flat), "--quiet"]) == 0
+    denoised = io.read_scan(out / "bag12_denoised.tif").images()
+    np.testing.assert_array_equal(denoised[..., -4:], 52685)
+    assert denoised[..., :-4].max() <= 4095

@@ -140,6 +140,53 @@ def test_process_scan_is_idempotent_and_records_hash(tmp_path, tiny_model):
     assert (out / ".notes.part").exists()
 
 
+def test_process_scan_keeps_edge_bands_out(tmp_path, tiny_model):
+    """A 12-bit scan with a filler band: denoised, fused and coloured inside it only; the
+    band passes through (black in colour) and changes no score."""
+    rng = np.random.default_rng(3)
+    low = np.full(SHAPE, 3000.0)
+    low[30:70, 40:90] = 1200
+    scan = rng.normal(np.stack([low, low * 1.05]), 25).clip(0, 4095).astype(np.uint16)
+    scan[..., -4:] = 52685
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "banded.tif", scan)
+    tifffile.imwrite(tmp_path / "in" / "inside.tif", np.ascontiguousarray(scan[..., :-4]))
+    out = tmp_path / "out"
+    out.mkdir()
+    sha = batch.file_sha256(tiny_model)
+    job = batch.BatchJob(
+        out_dir=str(out),
+        model_path=str(tiny_model),
+        model_sha256=sha,
+        batch_hash=batch.batch_hash(sha, {"fuse": "spatial"}),
+        run_id="r1",
+        fuse="spatial",
+        colour="material",
+        score=True,
+    )
+    row = batch.process_scan([tmp_path / "in" / "banded.tif"], job)
+    inside = batch.process_scan([tmp_path / "in" / "inside.tif"], job)
+    assert row["status"] == inside["status"] == "done", (row, inside)
+    from PIL import Image
+
+    for kind in ("denoised.tif", "fused.tif", "material.png"):
+        if kind.endswith(".png"):
+            banded, plain = (
+                np.asarray(Image.open(out / f"{n}_{kind}")) for n in ("banded", "inside")
+            )
+            assert (banded[:, -4:] == 0).all()  # the band: black
+        else:
+            banded, plain = (
+                io.read_scan(out / f"{n}_{kind}").images() for n in ("banded", "inside")
+            )
+            np.testing.assert_array_equal(banded[..., -4:], 52685)  # passed through
+        np.testing.assert_array_equal(
+            banded[..., :-4, :] if kind.endswith(".png") else banded[..., :-4], plain
+        )
+    for key in ("brisque_low", "noise_high"):  # the band changes no score
+        assert row[key] == pytest.approx(inside[key], rel=1e-3)
+
+
 def test_run_refuses_bad_setup_in_one_sentence(tmp_path, capsys, tiny_model):
     folder = _write_bags(tmp_path / "in", 1)
     with pytest.raises(batch.BatchError, match="does not exist"):

@@ -138,8 +138,9 @@ def apply_inside(
     """``fn`` on the image part of ``images`` (``(..., Y, X)``); the result gets the full size.
 
     ``bands`` None: found with :func:`find_edge_bands`. ``fn`` may keep the shape
-    (denoising: band pixels then hold the input values, unchanged), return one ``(Y, X)``
-    image of a stack (fusion: band pixels hold channel 0's values), or return
+    (denoising: band pixels then hold the input values, unchanged), add leading axes
+    (``(n, ...)`` targets, one per scale: each passes the bands through), return one
+    ``(Y, X)`` image of a stack (fusion: band pixels hold channel 0's values), or return
     ``(Y, X, ...)`` (colour, classes: band pixels are 0). The result has ``fn``'s dtype.
     """
     if bands is None:
@@ -149,8 +150,11 @@ def apply_inside(
     inner = np.ascontiguousarray(bands.interior(images))
     processed = np.asarray(fn(inner))
     y, x = images.shape[-2:]
+    lead = processed.ndim - inner.ndim
     if processed.shape == inner.shape:  # same shape: the bands pass through
         source = images
+    elif lead > 0 and processed.shape[lead:] == inner.shape:  # one result per leading index
+        source = np.broadcast_to(images, processed.shape[:lead] + images.shape)
     elif processed.shape == inner.shape[-2:]:  # one image of a stack: channel 0's bands
         source = images.reshape((-1, y, x))[0]
     else:  # (y, x, ...): colour or labels, bands 0
@@ -159,4 +163,23 @@ def apply_inside(
         return out
     out = source.astype(processed.dtype, copy=True)
     bands.interior(out)[...] = processed
+    return out
+
+
+def frames_inside(frames: Mapping, bands: EdgeBands, shape: Sequence[int]) -> dict:
+    """``frames`` (e.g. ``{"dark": ..., "flat": ...}``) cut like the image part of a scan
+    of ``shape`` (``(..., Y, X)``): an array entry as wide as the scan loses the band
+    columns, and a 2-D one as tall as the scan the band rows too (a detector's frames
+    carry its bands). Other entries are returned as they are."""
+    y, x = (int(n) for n in shape[-2:])
+    out = dict(frames)
+    if not bands:
+        return out
+    for key, value in frames.items():
+        if not isinstance(value, np.ndarray) or value.ndim == 0 or value.shape[-1] != x:
+            continue
+        value = value[..., bands.left : x - bands.right]
+        if value.ndim >= 2 and value.shape[-2] == y:
+            value = value[..., bands.top : y - bands.bottom, :]
+        out[key] = value
     return out

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__, io
+from .bands import EdgeBands, apply_inside
 
 DEFAULT_MODEL = "default"
 REFERENCE_SUFFIX = "_clean"
@@ -431,6 +432,7 @@ def process_scan(
                 "TIFF or a <name>_low/<name>_high pair (or run without --fuse/--colour)."
             )
         names = ["low", "high"] if scan.is_dual else list(scan.channels)
+        edges = EdgeBands.from_dict(scan.meta.get("edge_bands"))  # not image: passed through
         if current["denoised"]:
             denoised = io.read_scan(outputs["denoised"]).images()
             row["noise_fit"] = ""
@@ -442,7 +444,11 @@ def process_scan(
                     f"The model denoises dual-energy scans but '{name}' has one energy; "
                     "give the low/high pair or use a single-energy model."
                 )
-            denoised = io.to_uint16(np.asarray(_denoise_array(model, images, job)))
+            denoised = io.to_uint16(
+                np.asarray(
+                    apply_inside(lambda inside: _denoise_array(model, inside, job), images, edges)
+                )
+            )
             noise = getattr(model, "last_noise", None)
             row["noise_fit"] = json.dumps(io._jsonable(noise)) if noise else ""
             meta = getattr(model, "metadata", {})
@@ -464,7 +470,14 @@ def process_scan(
             _journal(job, outputs["denoised"])
             written.append(outputs["denoised"].name)
         if job.fuse and not current["fused"]:
-            fused, fuse_params = _fuse(job.fuse, denoised[0], denoised[1])
+            fuse_params: dict = {}
+
+            def fuse(inside):
+                fused, params = _fuse(job.fuse, inside[0], inside[1])
+                fuse_params.update(params)
+                return fused
+
+            fused = apply_inside(fuse, denoised[:2], edges)
             io.write_tiff(
                 outputs["fused"],
                 fused,
@@ -478,7 +491,9 @@ def process_scan(
         if job.colour and not current["colour"]:
             from .colour import material_colour
 
-            rgb = material_colour(denoised[0], denoised[1])
+            rgb = apply_inside(  # band pixels black
+                lambda inside: material_colour(inside[0], inside[1]), denoised[:2], edges
+            )
             io.write_rgb(
                 outputs["colour"],
                 rgb,
@@ -487,7 +502,7 @@ def process_scan(
             _journal(job, outputs["colour"])
             written.append(outputs["colour"].name)
         if job.score:
-            row.update(_scores(denoised, names, reference))
+            row.update(_scores(denoised, names, reference, edges))
         row.update(status="done" if written or this_run else "skipped", written=";".join(written))
     except Exception as exc:  # one scan's failure is one row; the batch goes on
         message = _first_line(exc)
@@ -515,7 +530,13 @@ def _fuse(method: str, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, d
     return fusion.spatial_fuse(low, high), {}
 
 
-def _scores(denoised: np.ndarray, names: Sequence[str], reference: Sequence[str] | None) -> dict:
+def _scores(
+    denoised: np.ndarray,
+    names: Sequence[str],
+    reference: Sequence[str] | None,
+    edges: EdgeBands | None = None,
+) -> dict:
+    """Scores of the image part (``edges``: the scan's non-image bands, left out)."""
     from .metrics import score_table
 
     ref = None
@@ -530,7 +551,9 @@ def _scores(denoised: np.ndarray, names: Sequence[str], reference: Sequence[str]
             ref = None
         else:
             out["reference"] = ";".join(map(str, reference))
-    for row in score_table({"scan": denoised}, reference=ref):
+    edges = edges or EdgeBands()
+    ref = None if ref is None else edges.interior(ref)
+    for row in score_table({"scan": edges.interior(denoised)}, reference=ref):
         channel = names[row["channel"]] if row["channel"] is not None else names[0]
         for metric in ("brisque", "noise", "psnr", "ssim"):
             if metric in row:

@@ -109,7 +109,11 @@ def cmd_targets(args) -> int:
     for scan in io.read_scans(args.scans):
         names = list(scan.channels)
         stack = np.stack([scan.channels[n] for n in names])
-        targets = make_targets(stack, scales)  # (n_scales, C, Y, X) float32 counts
+        targets = bands.apply_inside(  # (n_scales, C, Y, X) float32 counts; bands unchanged
+            lambda inside: make_targets(inside, scales),
+            stack,
+            bands.EdgeBands.from_dict(scan.meta.get("edge_bands")),
+        )
         for (factor, a), target in zip(scales, targets, strict=True):
             path = out / f"{scan.name}_target_x{factor}_a{a:g}.tif"
             io.write_tiff(
@@ -139,6 +143,9 @@ def cmd_score(args) -> int:
                 f"'{scan.name}' has shape {images.shape} but the reference has {ref.shape}; "
                 "score against the reference of the same scan."
             )
+        edges = bands.EdgeBands.from_dict(scan.meta.get("edge_bands"))  # not image: not scored
+        images = edges.interior(images)
+        ref = None if ref is None else edges.interior(ref)
         for row in score_table({scan.name: images}, reference=ref, window=window):
             names = list(scan.channels) if scan.is_dual is False else ["low", "high"]
             if row.get("channel") is not None:
@@ -430,11 +437,13 @@ def cmd_denoise(args) -> int:
                 )
             names, images = ["low", "high"], scan.stack()
         bar = _Bar(f"denoise {scan.name}", disable=args.quiet)
+        edges = bands.find_edge_bands(images)
+        physics_in = bands.frames_inside(physics, edges, images.shape)  # cut like the scan
         try:
             if model is None:
                 records: list = []
                 run = functools.partial(
-                    bm3d_denoise_scan, physics=physics, bar=bar, records=records
+                    bm3d_denoise_scan, physics=physics_in, bar=bar, records=records
                 )
             else:
                 run = functools.partial(
@@ -443,11 +452,9 @@ def cmd_denoise(args) -> int:
                     overlap=args.overlap,
                     batch_size=args.batch_size,
                     on_progress=bar,
-                    **physics,
+                    **physics_in,
                 )
-            denoised = bands.apply_inside(
-                run, images
-            )  # non-image edge bands pass through unchanged
+            denoised = bands.apply_inside(run, images, edges)  # non-image edge bands unchanged
             if model is not None:
                 records = (
                     model.last_noise

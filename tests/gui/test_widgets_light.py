@@ -225,6 +225,16 @@ def test_result_layers_of_a_scan_with_edge_bands_show_the_image_range(
         rgb[5:25, 5:35].mean() > 230 and (rgb[:, -4:] == 0).all()
     )  # air white (its own white level), band black
     assert viewer.layers["banded low"].contrast_limits[1] <= 4095
+    # targets keep the band as it is; scores leave it out (the same as the image part alone)
+    targets_widget()(image=viewer.layers["banded low"], scales="2:1.2")
+    target = viewer.layers["banded low target x2 a1.2"].data
+    assert (target[:, -4:] == 52685).all() and target[:, :-4].max() <= 4095
+    from napari_xray_denoise._napari.widgets.score_widget import score_layer
+
+    banded = score_layer(viewer.layers["banded low"], None, (0.0, 4095.0))
+    inside = viewer.add_image(np.ascontiguousarray(scan[0, :, :-4]), name="inside")
+    plain = score_layer(inside, None, (0.0, 4095.0))
+    assert banded["brisque"] == plain["brisque"] and banded["noise std"] == plain["noise std"]
 
 
 def test_denoise_widget_passes_frames_and_calibrated_noise(

@@ -58,14 +58,21 @@ def train(
 
 def denoise_bm3d(report, cancel, *, image: np.ndarray, physics: dict | None = None) -> dict:
     """BM3D + generalized Anscombe (``classical.bm3d_denoise``) of a (C, Y, X) or (Y, X) scan."""
+    from ..bands import apply_inside, find_edge_bands, frames_inside
     from ..classical import bm3d_denoise
 
     records: list = []
-    out = bm3d_denoise(
+    edges = find_edge_bands(image)
+    physics = frames_inside(physics or {}, edges, image.shape)  # cut like the scan
+    out = apply_inside(  # non-image edge bands pass through unchanged
+        lambda inside: bm3d_denoise(
+            inside,
+            records=records,
+            **physics,
+            on_progress=lambda done, total: report(done=int(done), total=int(total)),
+        ),
         image,
-        records=records,
-        **(physics or {}),
-        on_progress=lambda done, total: report(done=int(done), total=int(total)),
+        edges,
     )
     return {"denoised": out, "metadata": {"method": "bm3d+gat"}, "noise": records}
 
@@ -87,7 +94,7 @@ def denoise(
     ``physics``: dark/flat frames and a calibrated noise law, for the default
     (single-pass) model only.
     """
-    from ..bands import apply_inside
+    from ..bands import apply_inside, find_edge_bands, frames_inside
     from ..core import OperationCancelled
 
     model = load(model_path)
@@ -97,6 +104,8 @@ def denoise(
             "Dark/flat frames and a calibrated detector apply to the default model "
             "and BM3D, not to blind-spot or AMSSD models; clear those fields."
         )
+    edges = find_edge_bands(image)
+    physics = frames_inside(physics, edges, image.shape)  # cut like the scan
     try:
         out = apply_inside(  # non-image edge bands pass through unchanged
             lambda inside: model.denoise(
@@ -109,6 +118,7 @@ def denoise(
                 **physics,
             ),
             image,
+            edges,
         )
     except OperationCancelled:
         return {"cancelled": True}

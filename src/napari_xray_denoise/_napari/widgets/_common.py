@@ -9,7 +9,7 @@ from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 
 from ... import io
-from ...bands import EdgeBands
+from ...bands import EdgeBands, find_edge_bands
 from ..layer_data import contrast_limits
 
 
@@ -108,6 +108,15 @@ def pair_arrays(low: Image | None, high: Image | None) -> tuple[np.ndarray, np.n
             "choose the two energies of the same scan."
         )
     return a, b
+
+
+def bands_of(layer: Image) -> EdgeBands:
+    """The non-image edge bands of a layer's scan: as read from its file (kept in the
+    metadata of every result made from it), else found in its data."""
+    if layer.metadata.get("edge_bands") is not None:
+        return EdgeBands.from_dict(layer.metadata["edge_bands"])
+    data = np.asarray(layer.data)
+    return find_edge_bands(data) if data.ndim == 2 else EdgeBands()
 
 
 def history_of(*layers: Image) -> list[dict]:

@@ -9,7 +9,7 @@ from magicgui.widgets import Container, FloatSpinBox, PushButton, Table, create_
 from napari.layers import Image
 
 from ... import metrics
-from ._common import notify_error
+from ._common import bands_of, notify_error
 
 HEADERS = ["layer", "brisque", "noise std", "psnr", "ssim"]
 
@@ -91,6 +91,8 @@ def score_layer(image: Image | None, reference: Image | None, window: tuple[floa
         )
     if window[1] <= window[0]:
         raise ValueError("The BRISQUE window's high end must be above its low end.")
+    edges = bands_of(image)  # non-image edge bands are not scored
+    data = edges.interior(data)
     row = {
         "layer": image.name,
         "brisque": round(metrics.brisque(data, window=window), 3),
@@ -100,11 +102,12 @@ def score_layer(image: Image | None, reference: Image | None, window: tuple[floa
     }
     if reference is not None:
         ref = np.asarray(reference.data)
-        if ref.shape != data.shape:
+        if ref.shape != np.shape(image.data):
             raise ValueError(
-                f"Reference '{reference.name}' is {ref.shape} but '{image.name}' is {data.shape}; "
-                "choose the reference of the same scan."
+                f"Reference '{reference.name}' is {ref.shape} but '{image.name}' is "
+                f"{np.shape(image.data)}; choose the reference of the same scan."
             )
+        ref = edges.interior(ref)
         row["psnr"] = round(float(metrics.psnr(data, ref)), 3)
         row["ssim"] = round(float(metrics.ssim(data, ref)), 4)
     return row

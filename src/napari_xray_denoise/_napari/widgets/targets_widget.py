@@ -6,7 +6,8 @@ from magicgui import magic_factory
 from napari.layers import Image
 
 from ... import targets
-from ._common import layer_history_entry, notify_error, show_image
+from ...bands import apply_inside
+from ._common import bands_of, layer_history_entry, notify_error, show_image
 
 
 def parse_scales(text: str) -> list[tuple[int, float]]:
@@ -42,7 +43,10 @@ def targets_widget(
         if data.ndim != 2 or image.rgb:
             raise ValueError(f"Layer '{image.name}' is not a 2-D grayscale scan.")
         parsed = parse_scales(scales)
-        for (factor, a), target in zip(parsed, targets.make_targets(data, parsed), strict=True):
+        made = apply_inside(  # non-image edge bands pass through unchanged
+            lambda inside: targets.make_targets(inside, parsed), data, bands_of(image)
+        )
+        for (factor, a), target in zip(parsed, made, strict=True):
             history = list(image.metadata.get("history", [])) + [
                 layer_history_entry("multiscale target", factor=factor, a=a)
             ]
