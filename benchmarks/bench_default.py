@@ -196,13 +196,26 @@ def stage_bm3d(results: dict, sets) -> None:
             )
 
 
-def stage_models(results: dict, sets, finetune_minutes: float) -> None:
+def stage_models(
+    results: dict,
+    sets,
+    finetune_minutes: float,
+    *,
+    model: str | None = None,
+    label: str = "default",
+    blindspot: bool = True,
+) -> None:
+    """Rows of ``model`` (the shipped default when None) labelled ``label``, of it
+    fine-tuned on each set, and of the shipped blind-spot model (``blindspot``)."""
     from napari_xray_denoise.core import load_model
     from napari_xray_denoise.core.finetune import FinetuneConfig, finetune_singlepass
 
-    default = load_model()
-    blind = load_model(BLINDSPOT) if BLINDSPOT.exists() else None
-    results["runs"]["default_model"] = {"training": default.metadata.get("training", {})}
+    default = load_model(model)
+    blind = load_model(BLINDSPOT) if blindspot and BLINDSPOT.exists() else None
+    results["runs"][f"{label}_model"] = {
+        "training": default.metadata.get("training", {}),
+        "joint": default.metadata.get("joint", "separate"),
+    }
     for set_name in sets:
         scans = SETS[set_name]()
         tuned = None
@@ -212,7 +225,7 @@ def stage_models(results: dict, sets, finetune_minutes: float) -> None:
                 default, [s[1] for s in scans], FinetuneConfig(minutes=finetune_minutes)
             )
             tuned = ft.denoiser
-            results["runs"][f"finetune_{set_name}"] = {
+            results["runs"][f"finetune_{label}_{set_name}"] = {
                 "minutes": finetune_minutes,
                 "steps": ft.steps,
                 "seconds": round(time.perf_counter() - t0, 1),
@@ -221,13 +234,14 @@ def stage_models(results: dict, sets, finetune_minutes: float) -> None:
                 "val_loss_best": ft.val_loss_best,
             }
             print(
-                f"fine-tuned on {set_name}: {results['runs'][f'finetune_{set_name}']}", flush=True
+                f"fine-tuned on {set_name}: {results['runs'][f'finetune_{label}_{set_name}']}",
+                flush=True,
             )
         for name, noisy, clean, code in scans:
-            rows = _scores("default", set_name, name, default.denoise(noisy), clean, code)
+            rows = _scores(label, set_name, name, default.denoise(noisy), clean, code)
             if tuned is not None:
                 rows += _scores(
-                    f"default + {finetune_minutes:g} min fine-tune",
+                    f"{label} + {finetune_minutes:g} min fine-tune",
                     set_name,
                     name,
                     tuned.denoise(noisy),
@@ -322,10 +336,19 @@ def stage_memory(results: dict) -> None:
 def report(results: dict) -> str:
     rows = results["rows"]
     lines = []
+    blind_label = "blind-spot (shipped before)"
+    fixed = ["noisy", "bm3d+gat", "default"]
+    others = sorted(
+        {r["method"] for r in rows}
+        - set(fixed)
+        - {blind_label}
+        - {r["method"] for r in rows if "fine-tune" in r["method"]}
+    )
     methods = (
-        ["noisy", "bm3d+gat", "default", "default (1.0 h)"]
+        fixed
+        + others
         + sorted({r["method"] for r in rows if "fine-tune" in r["method"]})
-        + ["blind-spot (shipped before)"]
+        + [blind_label]
     )
     for set_name in SETS:
         sel = [r for r in rows if r["set"] == set_name]
@@ -360,9 +383,23 @@ def report(results: dict) -> str:
                 f"\nDefault model minus BM3D + GAT: median {np.median(margins):+.2f} dB, "
                 f"worst {min(margins):+.2f} dB, best {max(margins):+.2f} dB over {len(margins)} channels."
             )
-        # fine-tuning rows of an earlier model compare with that model's own rows
-        start = "default (1.0 h)" if "default (1.0 h)" in present else "default"
+        for m in others:
+            other = [
+                a["psnr"] - b["psnr"]
+                for a in sel
+                if a["method"] == m
+                for b in sel
+                if b["method"] == "bm3d+gat"
+                and (b["scan"], b["channel"]) == (a["scan"], a["channel"])
+            ]
+            if other:
+                lines.append(
+                    f"{m} minus BM3D + GAT: median {np.median(other):+.2f} dB, "
+                    f"worst {min(other):+.2f} dB, best {max(other):+.2f} dB."
+                )
+        # "X + n min fine-tune" compares with X, the model it started from
         for m in present:
+            start = m.rsplit(" + ", 1)[0]
             if "fine-tune" in m:
                 gains = [
                     a["psnr"] - b["psnr"]
@@ -388,6 +425,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--sets", nargs="*", default=list(SETS), choices=list(SETS))
     parser.add_argument("--finetune-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--model", help="models stage: this .keras file instead of the shipped default model"
+    )
+    parser.add_argument("--label", default="default", help="models stage: the rows' method name")
+    parser.add_argument(
+        "--no-blindspot", action="store_true", help="models stage: skip the blind-spot rows"
+    )
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -400,7 +444,14 @@ def main(argv=None) -> int:
         if stage == "bm3d":
             stage_bm3d(results, args.sets)
         elif stage == "models":
-            stage_models(results, args.sets, args.finetune_minutes)
+            stage_models(
+                results,
+                args.sets,
+                args.finetune_minutes,
+                model=args.model,
+                label=args.label,
+                blindspot=not args.no_blindspot,
+            )
         elif stage == "speed":
             stage_speed(results)
         elif stage == "memory":

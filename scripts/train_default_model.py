@@ -4,6 +4,12 @@ simulated pairs (``core.singlepass_train``). Resumable: run it again to continue
     python scripts/train_default_model.py --hours 1.5          # CPU, in the background:
     nohup .venv/bin/python scripts/train_default_model.py --hours 8 > training_runs/default/nohup.log 2>&1 &
 
+The guided variant (the other energy as a second input), started from a trained model:
+
+    python scripts/train_default_model.py --hours 1 --run-dir training_runs/guided \
+        --guided --init training_runs/default/model.keras --learning-rate 3e-4 \
+        --lr-half-life-steps 15000 --export training_runs/guided/export.keras
+
 State lives in ``training_runs/default/`` (checkpoint, log.jsonl with the
 quality-vs-hours curve, config.json); the averaged model is exported to
 ``src/napari_xray_denoise/data/models/default.keras`` at every validation.
@@ -27,10 +33,25 @@ def main(argv=None) -> int:
         "--export", default=str(ROOT / "src/napari_xray_denoise/data/models/default.keras")
     )
     parser.add_argument("--val-every-minutes", type=float, default=5.0)
+    new_run = parser.add_argument_group(
+        "a new run (ignored when the run directory has a config.json: the run keeps its own)"
+    )
+    new_run.add_argument(
+        "--guided", action="store_true", help="the guided network (the other energy as input)"
+    )
+    new_run.add_argument("--init", default="", help="a model file to start from")
+    new_run.add_argument("--learning-rate", type=float, default=1e-3)
+    new_run.add_argument("--lr-half-life-steps", type=float, default=30000.0)
     args = parser.parse_args(argv)
     from napari_xray_denoise.core.singlepass_train import LongRunConfig, train_long_run
 
-    config = LongRunConfig(val_every_minutes=args.val_every_minutes)
+    config = LongRunConfig(
+        val_every_minutes=args.val_every_minutes,
+        guided=args.guided,
+        init=args.init,
+        learning_rate=args.learning_rate,
+        lr_half_life_steps=args.lr_half_life_steps,
+    )
     summary = train_long_run(args.run_dir, hours=args.hours, config=config, export=args.export)
     print(summary)
     return 0

@@ -61,3 +61,26 @@ def test_widget_defaults_are_the_configs_own():
 
     defaults = {f.name: f.default for f in fields(FinetuneConfig)}
     assert {k: defaults[k] for k in options.FINETUNE_DEFAULTS} == options.FINETUNE_DEFAULTS
+
+
+def test_a_guided_model_finetunes_with_the_other_energy_as_guide(scans):
+    """Dual-energy scans: each energy's crops come with the same crop of the other one."""
+    from napari_xray_denoise.core.finetune import _crop, _prepare
+
+    channels = _prepare(scans, 32, 0.15)
+    assert [c.partner for c in channels] == [1, 0, 3, 2]
+    rng = np.random.default_rng(0)
+    own, (guide, sigma_g) = _crop(channels, 0, rng, 32, False, True)
+    assert own.shape == guide.shape == (32, 32) and sigma_g == channels[1].sigma
+    rng = np.random.default_rng(0)  # the same draw: the partner's crop sits where own's does
+    again, _ = _crop(channels[1:2] + channels[1:2], 0, rng, 32, False, False)
+    np.testing.assert_array_equal(again, guide)
+    start = untrained_singlepass((8, 8, 8), guided=True)
+    result = finetune_singlepass(
+        start,
+        scans,
+        FinetuneConfig(
+            minutes=5, steps=80, crop_size=32, batch_size=4, learning_rate=3e-3, val_every=40
+        ),
+    )
+    assert not result.kept_start and result.denoiser.guided

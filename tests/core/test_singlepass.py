@@ -135,3 +135,82 @@ def test_a_short_supervised_run_learns_and_resumes(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert lines and all("val_gain_db" in x for x in lines)
     assert isinstance(load_model(tmp_path / "model.keras"), SinglePassDenoiser)
+
+
+# ---------------------------------------------------------------- guided (joint) variant
+def test_guided_from_a_trained_model_starts_out_the_same(bag):
+    """A guided network made from the shipped model computes what it computes, whatever
+    the guide, until training teaches it the guide; the denoiser gives it the partner."""
+    from napari_xray_denoise.core.singlepass import guided_from, is_guided
+
+    single = load_model()
+    guided = SinglePassDenoiser(guided_from(single.model), dict(single.metadata))
+    assert guided.guided and not single.guided and is_guided(guided.model)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.2, 0.9, (1, 48, 64, 2)).astype(np.float32)
+    x[..., 1] = 0.02
+    guide = rng.uniform(0.2, 0.9, (1, 48, 64, 2)).astype(np.float32)
+    out_single = single.model(x).numpy()
+    out_guided = guided.model(np.concatenate([x, guide], -1)).numpy()
+    np.testing.assert_allclose(out_guided, out_single, atol=1e-5)
+    np.testing.assert_allclose(guided.denoise(bag.noisy), single.denoise(bag.noisy), atol=0.05)
+    assert [r["guide"] for r in guided.last_noise] == ["the other energy"] * 2
+    guided.denoise(bag.noisy[0])
+    assert guided.last_noise[0]["guide"] == "none"
+
+
+def test_guided_network_is_given_the_other_energy(bag, monkeypatch):
+    """Each energy is denoised with the other as the guide, in its own network domain."""
+    den = untrained_singlepass((8, 8, 8), guided=True)
+    seen = []
+    real = den.predict_u
+
+    def spy(u, sigma, *, guide=None, **kw):
+        seen.append((u, sigma, guide))
+        return real(u, sigma, guide=guide, **kw)
+
+    monkeypatch.setattr(den, "predict_u", spy)
+    den.denoise(bag.noisy)
+    (u0, s0, g0), (u1, s1, g1) = seen
+    assert g0[0] is u1 and g0[1] == s1 and g1[0] is u0 and g1[1] == s0
+
+
+def test_guided_pairs_and_a_short_guided_run(tmp_path):
+    from napari_xray_denoise.core.singlepass_train import LongRunConfig, train_long_run
+
+    rng = np.random.default_rng(0)
+    sampler = PairSampler(
+        phantom_transmissions([2], rng), rng, crop=32, settings=SimSettings(), guided=True
+    )
+    x, t = sampler.batch(64)
+    assert x.shape == (64, 32, 32, 4) and t.shape == (64, 32, 32, 1)
+    missing = x[:, 0, 0, 3] == 0
+    assert 0 < missing.sum() < 32  # some scans have one energy
+    present = ~missing
+    assert np.all(x[present, :, :, 3] > 0) and np.all(x[missing, :, :, 2] == 0)
+    # the guide is the same scene: its detail correlates with the clean target's
+    corr = [
+        np.corrcoef(np.diff(x[i, :, :, 2], axis=1).ravel(), np.diff(t[i, :, :, 0], axis=1).ravel())[
+            0, 1
+        ]
+        for i in np.flatnonzero(present)
+    ]
+    assert np.median(np.abs(corr)) > 0.3
+    start = tmp_path / "start.keras"
+    untrained_singlepass((8, 8, 16)).save(start)
+    cfg = LongRunConfig(
+        widths=(8, 8, 16),
+        crop=32,
+        batch=4,
+        pool_bags=1,
+        refresh_every=1000,
+        val_every_minutes=0.05,
+        learning_rate=3e-3,
+        ema_decay=0.9,
+        guided=True,
+        init=str(start),
+    )
+    result = train_long_run(tmp_path / "run", hours=0.004, config=cfg, log=lambda _m: None)
+    assert result["steps"] > 5
+    trained = load_model(tmp_path / "run" / "model.keras")
+    assert trained.guided and trained.metadata["architecture"]["guided"] is True

@@ -71,6 +71,7 @@ class _Channel:
     u: np.ndarray  # (Y, X) network domain
     sigma: float
     split: int  # rows >= split are held back for validation
+    partner: int = -1  # index of the other energy of the same scan (guided models), or -1
 
 
 def _prepare(scans, crop: int, val_fraction: float) -> list[_Channel]:
@@ -78,6 +79,7 @@ def _prepare(scans, crop: int, val_fraction: float) -> list[_Channel]:
     out = []
     for i, scan in enumerate(scans):
         counts = as_chw_counts(scan, name=f"scan {i + 1}")
+        first = len(out)
         for c in counts:
             if c.shape[0] < 2 * crop or c.shape[1] < crop:
                 raise ValueError(
@@ -100,10 +102,17 @@ def _prepare(scans, crop: int, val_fraction: float) -> list[_Channel]:
                     split,
                 )
             )
+        if len(counts) == 2:  # a dual-energy scan: each energy guides the other
+            out[first].partner, out[first + 1].partner = first + 1, first
     return out
 
 
-def _r2r_pair(u_crop: np.ndarray, sigma: float, rng, alpha_range) -> tuple[np.ndarray, np.ndarray]:
+def _r2r_pair(
+    u_crop: np.ndarray, sigma: float, rng, alpha_range, guide=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """An R2R (input, target) pair; ``guide``: ``(g_crop, sigma_g)`` of the other energy,
+    as it is (its noise is independent of both), or ``False`` for a guided model's
+    missing guide, or None for an unguided model."""
     alpha = rng.uniform(*alpha_range)
     z = rng.standard_normal(u_crop.shape).astype(np.float32)
     y_hat = u_crop + alpha * sigma * z
@@ -111,10 +120,18 @@ def _r2r_pair(u_crop: np.ndarray, sigma: float, rng, alpha_range) -> tuple[np.nd
     # the network is told the input's own noise level; the loss divides by it too, and the
     # target's extra noise (std s / alpha) only adds a constant to the expected loss
     level = np.full_like(u_crop, sigma * math.sqrt(1 + alpha * alpha))
-    return np.stack([y_hat, level], -1), y_bar[..., None]
+    channels = [y_hat, level]
+    if guide is False:
+        channels += [np.zeros_like(u_crop), np.zeros_like(u_crop)]
+    elif guide is not None:
+        channels += [guide[0], np.full_like(u_crop, guide[1])]
+    return np.stack(channels, -1), y_bar[..., None]
 
 
-def _crop(ch: _Channel, rng, crop: int, val: bool) -> np.ndarray:
+def _crop(channels: list[_Channel], i: int, rng, crop: int, val: bool, guided: bool):
+    """An R2R-ready crop of channel ``i`` and, for a guided model, the guide: the same
+    crop of its partner energy (or ``False`` when it has none), else None."""
+    ch = channels[i]
     h, w = ch.u.shape
     y0 = (
         int(rng.integers(ch.split, h - crop + 1))
@@ -122,9 +139,17 @@ def _crop(ch: _Channel, rng, crop: int, val: bool) -> np.ndarray:
         else int(rng.integers(0, max(ch.split - crop, 0) + 1))
     )
     x0 = int(rng.integers(0, w - crop + 1))
-    out = ch.u[y0 : y0 + crop, x0 : x0 + crop]
-    out = np.rot90(out, int(rng.integers(4)))
-    return np.ascontiguousarray(out[:, ::-1] if rng.uniform() < 0.5 else out)
+    k, flip = int(rng.integers(4)), rng.uniform() < 0.5
+
+    def cut(u):
+        out = np.rot90(u[y0 : y0 + crop, x0 : x0 + crop], k)
+        return np.ascontiguousarray(out[:, ::-1] if flip else out)
+
+    guide = None
+    if guided:
+        partner = channels[ch.partner] if ch.partner >= 0 else None
+        guide = False if partner is None else (cut(partner.u), partner.sigma)
+    return cut(ch.u), guide
 
 
 def finetune_singlepass(
@@ -146,18 +171,15 @@ def finetune_singlepass(
     channels = _prepare(scans, config.crop_size, config.val_fraction)
     model = keras.models.clone_model(start.model)  # the same architecture as the file holds
     model.set_weights(start.model.get_weights())
+    guided = start.guided
+
+    def r2r(i, rng, val):
+        u, guide = _crop(channels, i, rng, config.crop_size, val, guided)
+        return _r2r_pair(u, channels[i].sigma, rng, config.alpha, guide)
 
     # fixed validation: R2R pairs with fixed noise on held-back crops
     vrng = np.random.default_rng(config.seed + 1)
-    val = [
-        _r2r_pair(
-            _crop(channels[i % len(channels)], vrng, config.crop_size, True),
-            channels[i % len(channels)].sigma,
-            vrng,
-            config.alpha,
-        )
-        for i in range(config.val_crops)
-    ]
+    val = [r2r(i % len(channels), vrng, True) for i in range(config.val_crops)]
     val_x = np.stack([v[0] for v in val])
     val_t = np.stack([v[1] for v in val])
 
@@ -167,6 +189,7 @@ def finetune_singlepass(
             phantom_transmissions([int(rng.integers(10_000, 20_000))], rng),
             rng,
             crop=config.crop_size,
+            guided=guided,
         )
         if n_sim
         else None
@@ -174,10 +197,8 @@ def finetune_singlepass(
 
     def batch():
         own = [
-            _r2r_pair(_crop(ch, rng, config.crop_size, False), ch.sigma, rng, config.alpha)
-            for ch in (
-                channels[int(rng.integers(len(channels)))] for _ in range(config.batch_size - n_sim)
-            )
+            r2r(int(rng.integers(len(channels))), rng, False)
+            for _ in range(config.batch_size - n_sim)
         ]
         xs = [p[0] for p in own]
         ts = [p[1] for p in own]

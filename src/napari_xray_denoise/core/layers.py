@@ -242,7 +242,11 @@ class NoiseVariance(keras.layers.Layer):
 class NoiseNormalise(keras.layers.Layer):
     """``[u, s]`` -> ``[u, (u - local mean of u) / s, s]``: the middle channel is the
     detail in units of the noise, O(1) for noise at every dose, so the network sees
-    noise at one scale whether ``s`` is 0.003 (high dose) or 0.07 (low dose)."""
+    noise at one scale whether ``s`` is 0.003 (high dose) or 0.07 (low dose).
+
+    With a guide (the other energy of the same scan, ``[u, s, g, s_g]``) the guide's
+    level, detail in its own noise units and noise level follow: ``[..., g, (g - local
+    mean of g) / s_g, s_g]``; a missing guide (``g = s_g = 0``) gives zeros."""
 
     def __init__(self, window: int = 5, **kwargs):
         super().__init__(**kwargs)
@@ -251,10 +255,15 @@ class NoiseNormalise(keras.layers.Layer):
     def call(self, x):
         u, s = x[..., :1], x[..., 1:2]
         mean = tf.nn.avg_pool2d(u, self.window, 1, "SAME")  # SAME excludes the padding
-        return tf.concat([u, (u - mean) / s, s], axis=-1)
+        feats = [u, (u - mean) / s, s]
+        if x.shape[-1] == 4:
+            g, s_g = x[..., 2:3], x[..., 3:4]
+            g_mean = tf.nn.avg_pool2d(g, self.window, 1, "SAME")
+            feats += [g, tf.math.divide_no_nan(g - g_mean, s_g), s_g]
+        return tf.concat(feats, axis=-1)
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], 3)
+        return (*input_shape[:-1], 6 if input_shape[-1] == 4 else 3)
 
     def get_config(self):
         return {**super().get_config(), "window": self.window}

@@ -13,7 +13,12 @@ scanner settings covering what real scanners write:
 
 Inputs are ``(u_noisy, sigma_u)`` in the network domain (``vst``) computed with the
 noise law jittered by a few percent (a fitted law is never exact); targets are the clean
-scan in the same domain. Scene seeds: phantom bags 2000+ (training) and 5000+
+scan in the same domain. For the guided network (``guided=True``) the other energy of the
+same scene follows, scanned by the same detector with its own dose and independent
+noise: ``(u, sigma_u, g, sigma_g)`` (the phantom's two energies; for a procedural scene
+``t ** k`` with ``k`` 0.35-0.8 varying smoothly, as attenuation ratios vary with the
+material), and with probability ``no_partner_fraction`` no partner (``g = sigma_g = 0``:
+a single-energy scan). Scene seeds: phantom bags 2000+ (training) and 5000+
 (validation); the shipped sample bags (101, 202, 303) and the benchmark bags (900+) are
 never used.
 """
@@ -48,6 +53,8 @@ class SimSettings:
     residual_streak_std: float = 0.003
     noise_law_jitter: float = 0.08
     phantom_fraction: float = 0.5
+    partner_dose_ratio: tuple[float, float] = (0.25, 4.0)
+    no_partner_fraction: float = 0.15
 
 
 def phantom_transmissions(seeds, rng) -> list[np.ndarray]:
@@ -64,28 +71,52 @@ def _log_uniform(rng, lo, hi):
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
 
-def simulate_pair(transmission: np.ndarray, rng, settings: SimSettings):
-    """One (input (Y, X, 2), target (Y, X, 1)) float32 pair from a clean transmission crop."""
-    code_max = float(rng.choice(_CODE_MAXES, p=_CODE_WEIGHTS))
-    scanned = synth.scan_transmission(
-        transmission,
-        rng,
-        dose=_log_uniform(rng, *settings.dose),
-        code_max=code_max,
-        white_fraction=rng.uniform(*settings.white_fraction),
-        read_std_fraction=_log_uniform(rng, *settings.read_std_fraction),
-        column_gain_std=rng.uniform(0, settings.residual_streak_std),
-        defect_fraction=settings.defect_fraction
-        if rng.uniform() < settings.defect_probability
-        else 0.0,
-    )
+def _scan(transmission, rng, settings: SimSettings, scanner: dict, dose: float):
+    """Noisy and clean network-domain images and the noise level of one energy."""
+    scanned = synth.scan_transmission(transmission, rng, dose=dose, **scanner)
+    code_max = scanner["code_max"]
     j = settings.noise_law_jitter
     a_fit = scanned.a * float(np.exp(rng.uniform(-j, j)))
     b_fit = scanned.b * float(np.exp(rng.uniform(-3 * j, 3 * j)))
     u = vst.to_network(scanned.noisy, a_fit, b_fit, code_max)
     target = vst.to_network(scanned.clean, a_fit, b_fit, code_max)
-    sigma = np.full_like(u, vst.noise_level(a_fit, b_fit, code_max))
-    return np.stack([u, sigma], -1), target[..., None]
+    return u, target, vst.noise_level(a_fit, b_fit, code_max)
+
+
+def _scanner(rng, settings: SimSettings) -> dict:
+    return {
+        "code_max": float(rng.choice(_CODE_MAXES, p=_CODE_WEIGHTS)),
+        "white_fraction": rng.uniform(*settings.white_fraction),
+        "read_std_fraction": _log_uniform(rng, *settings.read_std_fraction),
+        "column_gain_std": rng.uniform(0, settings.residual_streak_std),
+        "defect_fraction": settings.defect_fraction
+        if rng.uniform() < settings.defect_probability
+        else 0.0,
+    }
+
+
+def simulate_pair(transmission: np.ndarray, rng, settings: SimSettings, partner=None):
+    """One (input (Y, X, 2), target (Y, X, 1)) float32 pair from a clean transmission crop;
+    with ``partner`` (the other energy's transmission, or ``False`` for none) the input is
+    the guided network's ``(Y, X, 4)``."""
+    scanner = _scanner(rng, settings)
+    dose = _log_uniform(rng, *settings.dose)
+    u, target, sigma = _scan(transmission, rng, settings, scanner, dose)
+    channels = [u, np.full_like(u, sigma)]
+    if partner is False:
+        channels += [np.zeros_like(u), np.zeros_like(u)]
+    elif partner is not None:
+        ratio = _log_uniform(rng, *settings.partner_dose_ratio)
+        g, _, sigma_g = _scan(partner, rng, settings, scanner, dose * ratio)
+        channels += [g, np.full_like(g, sigma_g)]
+    return np.stack(channels, -1), target[..., None]
+
+
+def partner_energy(transmission: np.ndarray, rng) -> np.ndarray:
+    """The other energy of a procedural scene: ``t ** k``, ``k`` in 0.35-0.8 varying
+    smoothly over the scene (materials attenuate the two energies in different ratios)."""
+    k = rng.uniform(0.35, 0.8) * (1.0 + 0.15 * synth._fractal(transmission.shape, rng, 4.0))
+    return np.power(np.clip(transmission, 1e-6, 1.0), np.clip(k, 0.2, 1.0)).astype(np.float32)
 
 
 class PairSampler:
@@ -104,6 +135,7 @@ class PairSampler:
         crop: int = 128,
         settings: SimSettings | None = None,
         next_seed: int = TRAIN_SEED_BASE,
+        guided: bool = False,
     ):
         if crop % _SIZE_MULTIPLE != 0:
             raise ValueError(f"crop must be a multiple of {_SIZE_MULTIPLE}, got {crop}.")
@@ -112,40 +144,66 @@ class PairSampler:
         self.crop = int(crop)
         self.settings = settings or SimSettings()
         self.next_seed = int(next_seed)
+        self.guided = bool(guided)
 
     def refresh(self) -> None:
         self.pool = self.pool[2:] + phantom_transmissions([self.next_seed], self.rng)
         self.next_seed += 1
 
-    def _crop(self) -> np.ndarray:
+    def _crop(self) -> tuple[np.ndarray, np.ndarray]:
+        """A crop of one energy and the same crop of the other (a phantom bag's two
+        energies sit side by side in the pool; a procedural scene gets a made-up one)."""
         c = self.crop
         if self.pool and self.rng.uniform() < self.settings.phantom_fraction:
-            img = self.pool[int(self.rng.integers(len(self.pool)))]
+            i = int(self.rng.integers(len(self.pool)))
+            img, other = self.pool[i], self.pool[i ^ 1] if (i ^ 1) < len(self.pool) else None
+            if other is None or other.shape != img.shape:
+                other = partner_energy(img, self.rng)
             y = int(self.rng.integers(0, img.shape[0] - c + 1))
             x = int(self.rng.integers(0, img.shape[1] - c + 1))
-            out = img[y : y + c, x : x + c]
+            out, partner = img[y : y + c, x : x + c], other[y : y + c, x : x + c]
         else:
             out = synth.random_scene((c, c), self.rng)
+            partner = partner_energy(out, self.rng) if self.guided else out
         k = int(self.rng.integers(4))
-        out = np.rot90(out, k)
-        return np.ascontiguousarray(out[:, ::-1] if self.rng.uniform() < 0.5 else out)
+        flip = self.rng.uniform() < 0.5
+
+        def augment(a):
+            a = np.rot90(a, k)
+            return np.ascontiguousarray(a[:, ::-1] if flip else a)
+
+        return augment(out), augment(partner)
+
+    def _sample(self):
+        own, partner = self._crop()
+        if not self.guided:
+            return simulate_pair(own, self.rng, self.settings)
+        if self.rng.uniform() < self.settings.no_partner_fraction:
+            partner = False
+        return simulate_pair(own, self.rng, self.settings, partner)
 
     def batch(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [simulate_pair(self._crop(), self.rng, self.settings) for _ in range(n)]
+        pairs = [self._sample() for _ in range(n)]
         return (
             np.stack([p[0] for p in pairs]).astype(np.float32),
             np.stack([p[1] for p in pairs]).astype(np.float32),
         )
 
 
-def validation_set(n_bags: int = 3, n_scenes: int = 48, crop: int = 128, seed: int = 777):
+def validation_set(
+    n_bags: int = 3, n_scenes: int = 48, crop: int = 128, seed: int = 777, *, guided: bool = False
+):
     """A fixed validation set (same seed, same crops every call): ``n_scenes`` crops of
     validation phantom bags (seeds 5000+) and procedural scenes at random scanner
     settings, with the exact noise law. Returns (inputs, targets) as ``PairSampler.batch``."""
     rng = np.random.default_rng(seed)
     pool = phantom_transmissions(range(VAL_SEED_BASE, VAL_SEED_BASE + n_bags), rng)
     sampler = PairSampler(
-        pool, rng, crop=crop, settings=SimSettings(noise_law_jitter=0.0, phantom_fraction=0.5)
+        pool,
+        rng,
+        crop=crop,
+        settings=SimSettings(noise_law_jitter=0.0, phantom_fraction=0.5),
+        guided=guided,
     )
     xs, ts = sampler.batch(n_scenes)
     return xs, ts

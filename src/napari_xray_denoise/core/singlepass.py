@@ -7,6 +7,13 @@ generalized Anscombe, see ``vst``), channel 1 its noise level ``sigma_u`` as a m
 predicts a correction in noise units: output ``(B, Y, X, 1)`` = ``u + sigma_u * r``. Both
 make the task the same at every dose (at high dose the noise is 0.3% of ``u``).
 
+Guided variant (``guided=True``, one model for both energies that also sees the other
+one): input ``(B, Y, X, 4)`` = ``[u, sigma_u, g, sigma_g]``, ``g`` the partner energy
+of the same scan in its own network domain (its noise is independent: edges both
+energies share stand out of the noise twice); ``g = sigma_g = 0`` when a scan has one
+energy. :func:`guided_from` turns a trained single-energy model into a guided one that
+starts out computing exactly the same thing (the guide's weights start at zero).
+
 Body (after FFDNet, Zhang et al. 2018, and the U-Net): a 2x2 stride-2 convolution packs
 each 2x2 block into features (the pixel-unshuffle of FFDNet, a quarter of the positions),
 a three-level U-Net with stride-2 downsampling and transposed-convolution upsampling, and
@@ -17,6 +24,8 @@ a transposed convolution back to full resolution. ``Y`` and ``X`` must be multip
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import numpy as np
 
 from ._backend import keras
 from .layers import NoiseNormalise, ScaledResidual
@@ -39,13 +48,15 @@ def build_singlepass_model(
     *,
     convs_per_level: int = 2,
     mixed_bfloat16: bool = False,
+    guided: bool = False,
 ) -> keras.Model:
-    """The noise-conditioned U-Net; ``widths`` are the feature counts at 1/2, 1/4, 1/8 resolution."""
+    """The noise-conditioned U-Net; ``widths`` are the feature counts at 1/2, 1/4, 1/8
+    resolution; ``guided``: a second input pair, the partner energy (module docstring)."""
     if len(widths) != 3 or min(int(w) for w in widths) < 1:
         raise ValueError(f"widths must be three positive feature counts, got {tuple(widths)}.")
     w1, w2, w3 = (int(w) for w in widths)
     dt = "mixed_bfloat16" if mixed_bfloat16 else "float32"
-    inp = keras.Input((None, None, 2), name="u_and_sigma")
+    inp = keras.Input((None, None, 4 if guided else 2), name="u_and_sigma")
     feats = NoiseNormalise(name="noise_normalise")(inp)
     x = keras.layers.Conv2D(w1, 2, strides=2, activation="relu", name="unshuffle", dtype=dt)(feats)
     s1 = _block(x, w1, convs_per_level, "enc1", dt)
@@ -64,3 +75,29 @@ def build_singlepass_model(
     )(x)
     out = ScaledResidual(name="u_denoised", dtype="float32")([inp, residual])
     return keras.Model(inp, out, name="singlepass_unet")
+
+
+def is_guided(model: keras.Model) -> bool:
+    """Whether ``model`` takes the partner energy as a guide (four input channels)."""
+    return int(model.inputs[0].shape[-1]) == 4
+
+
+def guided_from(model: keras.Model) -> keras.Model:
+    """A guided network with ``model``'s weights (same widths): the guide's input weights
+    are zero, so it computes what ``model`` does until training teaches it the guide."""
+    if is_guided(model):
+        raise ValueError("the model is guided already.")
+    widths = [int(model.get_layer(n).filters) for n in ("unshuffle", "down2", "down3")]
+    convs = sum(1 for layer in model.layers if layer.name.startswith("enc1_conv"))
+    guided = build_singlepass_model(widths, convs_per_level=convs, guided=True)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        target = guided.get_layer(layer.name)
+        if layer.name == "unshuffle":
+            kernel = np.zeros(target.get_weights()[0].shape, np.float32)
+            kernel[:, :, : weights[0].shape[2], :] = weights[0]
+            weights = [kernel, *weights[1:]]
+        target.set_weights(weights)
+    return guided

@@ -30,7 +30,7 @@ from ..noise import calibrated_noise  # noqa: F401  (re-exported by core)
 from ._backend import keras, tf
 from .data import as_chw_counts
 from .model_file import read_model_file_of, save_model_file
-from .singlepass import SIZE_MULTIPLE, build_singlepass_model
+from .singlepass import SIZE_MULTIPLE, build_singlepass_model, is_guided
 from .tiling import OperationCancelled, predict_tiled
 
 NoiseSpec = str | noise_mod.NoiseModel | Sequence[noise_mod.NoiseModel] | None
@@ -74,7 +74,8 @@ class SinglePassDenoiser:
     """A trained single-pass network (``keras.Model``) and its ``metadata`` (JSON-able).
 
     ``denoise(scan)`` works on ``(Y, X)`` or ``(C, Y, X)`` scans, each channel on its own
-    (one model for both energies). After a call, ``last_noise`` holds per channel the
+    (one model for both energies); a guided model (``guided``) also sees the other energy
+    of a two-channel scan while it denoises each one. After a call, ``last_noise`` holds per channel the
     noise law used (counts), how it was obtained, the flat-field and the code range.
     """
 
@@ -100,10 +101,19 @@ class SinglePassDenoiser:
     def mode(self) -> str:  # shown where blind-spot models show their noise mode
         return "noise-conditioned"
 
+    @property
+    def guided(self) -> bool:
+        """Whether the network also takes the other energy of the scan (``singlepass``)."""
+        return is_guided(self.model)
+
+    @property
+    def _inputs(self) -> int:
+        return 4 if self.guided else 2
+
     # -- network ------------------------------------------------------------------
     def _whole(self):
         if self._whole_fn is None:
-            spec = tf.TensorSpec((1, None, None, 2), tf.float32)
+            spec = tf.TensorSpec((1, None, None, self._inputs), tf.float32)
             self._whole_fn = tf.function(
                 lambda x: self.model(x, training=False), input_signature=[spec]
             )
@@ -111,17 +121,23 @@ class SinglePassDenoiser:
 
     def _tiled(self):
         if self._tile_fn is None:
-            spec = tf.TensorSpec((1, self.tile, self.tile, 2), tf.float32)
+            spec = tf.TensorSpec((1, self.tile, self.tile, self._inputs), tf.float32)
             fn = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
             self._tile_fn = lambda batch: fn(batch).numpy()
         return self._tile_fn
 
     def predict_u(
-        self, u: np.ndarray, sigma: float, *, on_progress=None, cancel=None
+        self, u: np.ndarray, sigma: float, *, guide=None, on_progress=None, cancel=None
     ) -> np.ndarray:
-        """Network output for one channel in the network domain: float32 (Y, X)."""
+        """Network output for one channel in the network domain: float32 (Y, X).
+        ``guide``: ``(g, sigma_g)``, the other energy in its network domain (guided
+        models; ignored by the others), or None (a single-energy scan)."""
         h, w = u.shape
-        x = np.stack([u, np.full_like(u, sigma)], -1).astype(np.float32)
+        channels = [u, np.full_like(u, sigma)]
+        if self.guided:
+            g, s_g = guide if guide is not None else (np.zeros_like(u), 0.0)
+            channels += [g, np.full_like(u, s_g)]
+        x = np.stack(channels, -1).astype(np.float32)
         if h * w <= self.whole_limit:
             if cancel is not None and cancel.is_set():
                 raise OperationCancelled("Denoising was cancelled.")
@@ -196,22 +212,22 @@ class SinglePassDenoiser:
         ffs = _per_channel(flatfield, n, "flat-fields")
         darks, flats = _frames(dark, n, "dark"), _frames(flat, n, "flat")
         out = np.empty(counts.shape, np.float32)
+        prepared = [
+            self._prepare(counts[c], noises[c], ffs[c], darks[c], flats[c]) for c in range(n)
+        ]
         self.last_noise = []
-        for c in range(n):
+        for c, channel in enumerate(prepared):
 
             def progress(done, total, c=c):
                 if on_progress is not None:
                     on_progress(c * total + done, n * total)
 
-            out[c], record = self.denoise_channel(
-                counts[c],
-                noise=noises[c],
-                flatfield=ffs[c],
-                dark=darks[c],
-                flat=flats[c],
-                on_progress=progress,
-                cancel=cancel,
-            )
+            partner = prepared[1 - c] if n == 2 else None
+            guide = None if partner is None else (partner["u"], partner["sigma"])
+            out[c] = self._finish(channel, guide, progress, cancel)
+            record = dict(channel["record"])
+            if self.guided:
+                record["guide"] = "the other energy" if guide is not None else "none"
             self.last_noise.append(record)
         return out[0] if squeeze else out
 
@@ -226,7 +242,13 @@ class SinglePassDenoiser:
         on_progress=None,
         cancel=None,
     ) -> tuple[np.ndarray, dict]:
-        """One (Y, X) channel -> (float32 denoised counts, record of what was used)."""
+        """One (Y, X) channel -> (float32 denoised counts, record of what was used); a
+        guided model denoises it without a guide."""
+        channel = self._prepare(counts_2d, noise, flatfield, dark, flat)
+        return self._finish(channel, None, on_progress, cancel), channel["record"]
+
+    def _prepare(self, counts_2d, noise, flatfield, dark, flat) -> dict:
+        """Flat-field, noise law and network domain of one channel."""
         counts = np.asarray(counts_2d, dtype=np.float64)
         if min(counts.shape) < 16:
             raise ValueError(f"a scan channel must be at least 16x16 pixels, got {counts.shape}.")
@@ -239,10 +261,6 @@ class SinglePassDenoiser:
                 "this scan's noise shows no photon (Poisson) part; the default model needs a "
                 "gain a > 0: pass calibrated noise parameters (gain, offset, read noise)."
             )
-        u = vst.to_network(y, model.a, model.b, code_max)
-        sigma = vst.noise_level(model.a, model.b, code_max)
-        u_hat = self.predict_u(u, sigma, on_progress=on_progress, cancel=cancel)
-        den = ff.undo(vst.from_network(u_hat, model.a, model.b, code_max))
         record = {
             "model": "affine",
             "how": how,
@@ -251,7 +269,23 @@ class SinglePassDenoiser:
             "code_max": code_max,
             "flatfield": ff.describe(),
         }
-        return np.clip(den, 0, code_max).astype(np.float32), record
+        return {
+            "u": vst.to_network(y, model.a, model.b, code_max),
+            "sigma": vst.noise_level(model.a, model.b, code_max),
+            "law": model,
+            "code_max": code_max,
+            "flatfield": ff,
+            "record": record,
+        }
+
+    def _finish(self, channel: dict, guide, on_progress, cancel) -> np.ndarray:
+        """The network, then back to counts: float32 (Y, X)."""
+        u_hat = self.predict_u(
+            channel["u"], channel["sigma"], guide=guide, on_progress=on_progress, cancel=cancel
+        )
+        law, code_max = channel["law"], channel["code_max"]
+        den = channel["flatfield"].undo(vst.from_network(u_hat, law.a, law.b, code_max))
+        return np.clip(den, 0, code_max).astype(np.float32)
 
     # -- files --------------------------------------------------------------------
     METHOD = "singlepass"
@@ -268,9 +302,11 @@ class SinglePassDenoiser:
         return f"SinglePassDenoiser(widths={self.metadata.get('architecture', {}).get('widths')})"
 
 
-def untrained_singlepass(widths=(8, 8, 8)) -> SinglePassDenoiser:
+def untrained_singlepass(widths=(8, 8, 8), *, guided: bool = False) -> SinglePassDenoiser:
     """A small untrained network (identity at start: the output layer starts at zero)."""
     from .singlepass_train import LongRunConfig, singlepass_metadata
 
-    cfg = LongRunConfig(widths=tuple(widths))
-    return SinglePassDenoiser(build_singlepass_model(widths), singlepass_metadata(cfg, 0, 0.0))
+    cfg = LongRunConfig(widths=tuple(widths), guided=guided)
+    return SinglePassDenoiser(
+        build_singlepass_model(widths, guided=guided), singlepass_metadata(cfg, 0, 0.0)
+    )

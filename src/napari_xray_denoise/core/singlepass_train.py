@@ -38,7 +38,7 @@ import numpy as np
 from ._backend import keras, tf
 from .model_file import save_model_file
 from .simdata import TRAIN_SEED_BASE, PairSampler, phantom_transmissions, validation_set
-from .singlepass import DEFAULT_WIDTHS, build_singlepass_model
+from .singlepass import DEFAULT_WIDTHS, build_singlepass_model, guided_from, is_guided
 
 
 @dataclass
@@ -54,6 +54,11 @@ class LongRunConfig:
     refresh_every: int = 40
     val_every_minutes: float = 5.0
     seed: int = 0
+    #: the guided network (the partner energy as a second input, ``core.singlepass``)
+    guided: bool = False
+    #: a model file to start from when the run has no checkpoint yet ("" = from scratch);
+    #: a single-energy model starting a guided run becomes ``singlepass.guided_from`` it
+    init: str = ""
 
 
 def weighted_loss(inputs, targets, outputs):
@@ -83,7 +88,12 @@ def singlepass_metadata(
     return {
         "method": "singlepass",
         "channels": 1,
-        "architecture": {"widths": list(config.widths), "convs_per_level": 2},
+        "joint": "guided by the other energy" if config.guided else "separate",
+        "architecture": {
+            "widths": list(config.widths),
+            "convs_per_level": 2,
+            "guided": bool(config.guided),
+        },
         "domain": "normalised generalized Anscombe (vst), noise level as a second input",
         "training": {
             "kind": "supervised on simulated pairs (core.simdata)",
@@ -94,6 +104,19 @@ def singlepass_metadata(
         },
         "package_version": __version__,
     }
+
+
+def _start_weights(config: LongRunConfig) -> list:
+    """The weights of ``config.init`` for this run's network (a single-energy model
+    starting a guided run: :func:`singlepass.guided_from` it)."""
+    from .model_file import read_model_file_of
+
+    start, _ = read_model_file_of(config.init, "singlepass")
+    if config.guided and not is_guided(start):
+        start = guided_from(start)
+    if is_guided(start) != config.guided:
+        raise ValueError(f"{config.init} is a guided model; this run is not.")
+    return start.get_weights()
 
 
 def _install_stop_handlers() -> tuple[threading.Event, dict]:
@@ -136,12 +159,12 @@ def train_long_run(
     if cfg_path.exists():
         saved = json.loads(cfg_path.read_text())
         saved["widths"] = tuple(saved["widths"])
-        config = LongRunConfig(**saved)
+        config = LongRunConfig(**saved)  # the run's own settings, whatever was passed
     else:
         config = config or LongRunConfig()
         cfg_path.write_text(json.dumps(asdict(config), indent=1))
 
-    model = build_singlepass_model(config.widths)
+    model = build_singlepass_model(config.widths, guided=config.guided)
     optimizer = keras.optimizers.Adam(config.learning_rate)
     optimizer.build(model.trainable_variables)
     ema = [tf.Variable(v, trainable=False) for v in model.trainable_variables]
@@ -158,14 +181,23 @@ def train_long_run(
             f"{float(seconds_var.numpy()) / 3600:.2f} h trained"
         )
     else:
+        if config.init:
+            model.set_weights(_start_weights(config))
+            log(f"started from {config.init}")
         for e, v in zip(ema, model.trainable_variables, strict=True):
             e.assign(v)
 
     rng = np.random.default_rng([config.seed, int(step_var.numpy())])
     next_seed = TRAIN_SEED_BASE + 1000 + int(step_var.numpy()) // max(config.refresh_every, 1)
     pool = phantom_transmissions(range(next_seed, next_seed + config.pool_bags), rng)
-    sampler = PairSampler(pool, rng, crop=config.crop, next_seed=next_seed + config.pool_bags)
-    val_x, val_t = validation_set(crop=config.crop)
+    sampler = PairSampler(
+        pool,
+        rng,
+        crop=config.crop,
+        next_seed=next_seed + config.pool_bags,
+        guided=config.guided,
+    )
+    val_x, val_t = validation_set(crop=config.crop, guided=config.guided)
 
     @tf.function(reduce_retracing=True)
     def train_step(x, t, lr):
@@ -178,7 +210,7 @@ def train_long_run(
             e.assign(config.ema_decay * e + (1.0 - config.ema_decay) * v)
         return loss
 
-    ema_model = build_singlepass_model(config.widths)
+    ema_model = build_singlepass_model(config.widths, guided=config.guided)
     predict = tf.function(lambda x: ema_model(x, training=False), reduce_retracing=True)
 
     raw_predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
