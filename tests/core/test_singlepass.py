@@ -139,12 +139,18 @@ def test_a_short_supervised_run_learns_and_resumes(tmp_path):
 
 # ---------------------------------------------------------------- guided (joint) variant
 def test_guided_from_a_trained_model_starts_out_the_same(bag):
-    """A guided network made from the shipped model computes what it computes, whatever
+    """A guided network made from a single-energy one computes what it computes, whatever
     the guide, until training teaches it the guide; the denoiser gives it the partner."""
     from napari_xray_denoise.core.singlepass import guided_from, is_guided
 
-    single = load_model()
+    single = untrained_singlepass((8, 8, 16))
+    rng = np.random.default_rng(0)  # weights that do something (the output starts at zero)
+    single.model.set_weights(
+        [0.1 * rng.standard_normal(w.shape).astype(np.float32) for w in single.model.get_weights()]
+    )
     guided = SinglePassDenoiser(guided_from(single.model), dict(single.metadata))
+    with pytest.raises(ValueError, match="guided already"):
+        guided_from(guided.model)
     assert guided.guided and not single.guided and is_guided(guided.model)
     rng = np.random.default_rng(1)
     x = rng.uniform(0.2, 0.9, (1, 48, 64, 2)).astype(np.float32)
@@ -152,6 +158,7 @@ def test_guided_from_a_trained_model_starts_out_the_same(bag):
     guide = rng.uniform(0.2, 0.9, (1, 48, 64, 2)).astype(np.float32)
     out_single = single.model(x).numpy()
     out_guided = guided.model(np.concatenate([x, guide], -1)).numpy()
+    assert not np.allclose(out_single, x[..., :1], atol=1e-3)  # not the identity
     np.testing.assert_allclose(out_guided, out_single, atol=1e-5)
     np.testing.assert_allclose(guided.denoise(bag.noisy), single.denoise(bag.noisy), atol=0.05)
     assert [r["guide"] for r in guided.last_noise] == ["the other energy"] * 2
