@@ -232,6 +232,7 @@ def stage_models(
                 "kept_start": ft.kept_start,
                 "val_loss_start": ft.val_loss_start,
                 "val_loss_best": ft.val_loss_best,
+                "blend": None if ft.kept_start else tuned.metadata["finetune"].get("blend"),
             }
             print(
                 f"fine-tuned on {set_name}: {results['runs'][f'finetune_{label}_{set_name}']}",
@@ -297,13 +298,13 @@ def _rss_child(shape: str) -> None:
     dims = tuple(int(s) for s in shape.split("x"))
     rng = np.random.default_rng(0)
     model = load_model()
-    if len(dims) == 3:
+    if len(dims) == 3 and dims[1] * dims[2] <= 2048 * 2048:
         scan = make_bag(dims[1:], dose=2000.0, seed=991).noisy
-    else:
-        t = synth.random_scene((512, 512), rng)
-        scan = synth.scan_transmission(
-            np.tile(t, (dims[0] // 512, dims[1] // 512)), rng, dose=2000.0
-        ).noisy
+    else:  # a large scan: a procedural scene tiled; two energies when asked
+        t = np.tile(synth.random_scene((512, 512), rng), (dims[-2] // 512, dims[-1] // 512))
+        energies = (1.0, 0.55)[: dims[0] if len(dims) == 3 else 1]
+        scan = np.stack([synth.scan_transmission(t**k, rng, dose=2000.0).noisy for k in energies])
+        scan = scan if len(dims) == 3 else scan[0]
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     model.denoise(scan.astype(np.uint16))
@@ -320,7 +321,7 @@ def _rss_child(shape: str) -> None:
 
 def stage_memory(results: dict) -> None:
     out = {}
-    for shape in ("2x640x1000", "4096x4096"):
+    for shape in ("2x640x1000", "4096x4096", "2x4096x4096"):
         proc = subprocess.run(
             [sys.executable, __file__, "--rss-child", shape],
             capture_output=True,

@@ -31,6 +31,11 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
     assert result.steps == 120 and not result.kept_start
     assert result.val_loss_best < result.val_loss_start
     assert result.denoiser is not start and result.denoiser.metadata["finetune"]["steps"] == 120
+    # scan by scan, on the same held-back crops: none is worse than with the start
+    losses = result.scan_losses
+    assert len(losses["start"]) == len(losses["tuned"]) == 2
+    assert all(t <= s * (1 + 1e-4) for s, t in zip(losses["start"], losses["tuned"], strict=True))
+    assert result.denoiser.metadata["finetune"]["blend"] in (1.0, 0.75, 0.5, 0.25)
     out = result.denoiser.denoise(scans[0])
     assert out.shape == scans[0].shape and np.all(np.isfinite(out))
 

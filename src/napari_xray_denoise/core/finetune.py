@@ -16,9 +16,15 @@ not forgotten. Both halves use the weights of the default training
 (``(out - target)^2 / s^2 * (0.05 + input^2)``).
 
 Never worse than the start: a fixed set of held-back crops (the bottom rows of each
-channel) is scored with the same R2R loss (fixed ``z``) before and after; the
-fine-tuned weights are kept only if that loss went down, else the starting model is
-returned unchanged (``FinetuneResult.kept_start``).
+channel, at least ``val_crops_per_channel`` of every channel) is scored with the same
+R2R loss (fixed ``z``) before and after. The best weights by that loss are then checked
+scan by scan (paired: the same crops and noise for both models): if any scan's loss
+went up, the weights are blended back towards the start (``start + t * (tuned -
+start)``, ``t`` = 0.75, 0.5, 0.25: weight-space ensembling, Wortsman et al. 2022) until
+no scan is worse; if none qualifies, or the loss did not go down at all, the starting
+model is returned unchanged (``FinetuneResult.kept_start``). Measured on ten photographs
+at two doses before this check: the median channel gained 0.5 dB, but 4 of 40 lost up
+to 0.8 dB.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class FinetuneConfig:
     simulated_fraction: float = 0.5
     val_fraction: float = 0.15
     val_crops: int = 24
+    val_crops_per_channel: int = 2
     val_every: int = 100
     seed: int = 0
 
@@ -64,6 +71,8 @@ class FinetuneResult:
     val_loss_best: float = math.nan
     kept_start: bool = False
     history: list = field(default_factory=list)
+    #: per scan, the held-back loss of the start and of the model returned (or last tried)
+    scan_losses: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +81,7 @@ class _Channel:
     sigma: float
     split: int  # rows >= split are held back for validation
     partner: int = -1  # index of the other energy of the same scan (guided models), or -1
+    scan: int = 0  # which scan it belongs to
 
 
 def _prepare(scans, crop: int, val_fraction: float) -> list[_Channel]:
@@ -100,6 +110,7 @@ def _prepare(scans, crop: int, val_fraction: float) -> list[_Channel]:
                     vst.to_network(y, law.a, law.b, code_max),
                     vst.noise_level(law.a, law.b, code_max),
                     split,
+                    scan=i,
                 )
             )
         if len(counts) == 2:  # a dual-energy scan: each energy guides the other
@@ -179,7 +190,9 @@ def finetune_singlepass(
 
     # fixed validation: R2R pairs with fixed noise on held-back crops
     vrng = np.random.default_rng(config.seed + 1)
-    val = [r2r(i % len(channels), vrng, True) for i in range(config.val_crops)]
+    n_val = max(config.val_crops, config.val_crops_per_channel * len(channels))
+    val = [r2r(i % len(channels), vrng, True) for i in range(n_val)]
+    val_scan = np.array([channels[i % len(channels)].scan for i in range(n_val)])
     val_x = np.stack([v[0] for v in val])
     val_t = np.stack([v[1] for v in val])
 
@@ -249,7 +262,37 @@ def finetune_singlepass(
     if not fitted.best_val_loss < start_loss * (1.0 - 1e-4):
         result.kept_start = True
         return result
-    # ``fit`` left its best-validation weights in ``model``
+    # ``fit`` left its best-validation weights in ``model``: now scan by scan
+    tuned = [np.array(w) for w in model.get_weights()]
+    begin = [np.array(w) for w in start.model.get_weights()]
+
+    def per_scan() -> np.ndarray:
+        crops = np.concatenate(
+            [
+                np.mean(
+                    np.square((model(x, training=False).numpy() - t[..., :1]) / t[..., 1:2])
+                    * (0.05 + np.square(t[..., 2:3])),
+                    axis=(1, 2, 3),
+                )
+                for x, t in val_batches
+            ]
+        )
+        return np.array([crops[val_scan == s].mean() for s in range(len(scans))])
+
+    model.set_weights(begin)
+    start_scans = per_scan()
+    blend = None
+    for t in (1.0, 0.75, 0.5, 0.25):
+        model.set_weights([b + t * (w - b) for b, w in zip(begin, tuned, strict=True)])
+        scans_now = per_scan()
+        if np.all(scans_now <= start_scans * (1.0 + 1e-4)):
+            blend = t
+            break
+    result.scan_losses = {"start": start_scans.tolist(), "tuned": scans_now.tolist()}
+    if blend is None:
+        result.kept_start = True
+        result.val_loss_best = start_loss
+        return result
     meta = dict(start.metadata)
     meta["finetune"] = {
         "scans": len(scans),
@@ -257,6 +300,7 @@ def finetune_singlepass(
         "seconds": round(result.seconds, 1),
         "val_loss_start": start_loss,
         "val_loss_best": result.val_loss_best,
+        "blend": blend,
         "loss": "recorrupted-to-recorrupted (+ simulated pairs)",
     }
     result.denoiser = SinglePassDenoiser(model, meta)
