@@ -226,14 +226,27 @@ def finetune_singlepass(
         noise level and the input the weights need."""
         return x, np.concatenate([t, x[..., 1:2], x[..., :1]], axis=-1)
 
-    def loss_fn(packed, out):
+    def crop_losses(packed, out):
         t, sigma, inp = packed[..., :1], packed[..., 1:2], packed[..., 2:3]
-        return tf.reduce_mean(tf.square((out - t) / sigma) * (0.05 + tf.square(inp)))
+        err = tf.square((out - t) / sigma) * (0.05 + tf.square(inp))
+        return tf.reduce_mean(err, axis=[1, 2, 3])
+
+    def loss_fn(packed, out):  # crops are all one size: the mean of the crops' means
+        return tf.reduce_mean(crop_losses(packed, out))
 
     val_batches = [pack(val_x[i : i + 8], val_t[i : i + 8]) for i in range(0, len(val_x), 8)]
-    start_loss = float(
-        np.mean([float(loss_fn(t, model(x, training=False))) for x, t in val_batches])
-    )
+
+    def val_crop_losses() -> np.ndarray:
+        """The held-back loss of every validation crop with the model's current weights."""
+        return np.concatenate(
+            [crop_losses(t, model(x, training=False)).numpy() for x, t in val_batches]
+        )
+
+    def per_scan(crops: np.ndarray) -> np.ndarray:
+        return np.array([crops[val_scan == s].mean() for s in range(len(scans))])
+
+    start_crops = val_crop_losses()  # the starting model, once
+    start_loss = float(np.mean([start_crops[i : i + 8].mean() for i in range(0, len(val_x), 8)]))
     schedule = FitSchedule(
         steps=config.steps,
         learning_rate=config.learning_rate,
@@ -265,26 +278,11 @@ def finetune_singlepass(
     # ``fit`` left its best-validation weights in ``model``: now scan by scan
     tuned = [np.array(w) for w in model.get_weights()]
     begin = [np.array(w) for w in start.model.get_weights()]
-
-    def per_scan() -> np.ndarray:
-        crops = np.concatenate(
-            [
-                np.mean(
-                    np.square((model(x, training=False).numpy() - t[..., :1]) / t[..., 1:2])
-                    * (0.05 + np.square(t[..., 2:3])),
-                    axis=(1, 2, 3),
-                )
-                for x, t in val_batches
-            ]
-        )
-        return np.array([crops[val_scan == s].mean() for s in range(len(scans))])
-
-    model.set_weights(begin)
-    start_scans = per_scan()
+    start_scans = per_scan(start_crops)
     blend = None
     for t in (1.0, 0.75, 0.5, 0.25):
         model.set_weights([b + t * (w - b) for b, w in zip(begin, tuned, strict=True)])
-        scans_now = per_scan()
+        scans_now = per_scan(val_crop_losses())
         if np.all(scans_now <= start_scans * (1.0 + 1e-4)):
             blend = t
             break
