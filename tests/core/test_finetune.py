@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_xray_denoise.core.finetune import FinetuneConfig, finetune_singlepass
+from napari_xray_denoise.core.finetune import BLENDS, FinetuneConfig, finetune_singlepass, gain_z
 from napari_xray_denoise.core.singlepass_denoiser import untrained_singlepass
 from napari_xray_denoise.phantom import make_bag
 
@@ -35,7 +35,11 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
     losses = result.scan_losses
     assert len(losses["start"]) == len(losses["tuned"]) == 2
     assert all(t <= s * (1 + 1e-4) for s, t in zip(losses["start"], losses["tuned"], strict=True))
-    assert result.denoiser.metadata["finetune"]["blend"] in (1.0, 0.75, 0.5, 0.25)
+    meta = result.denoiser.metadata["finetune"]
+    assert meta["blend"] in BLENDS and set(result.blends_tried) == set(BLENDS)
+    # the blend kept is the qualifying one with the lowest held-back loss, and significant
+    assert result.val_loss_best == pytest.approx(result.blends_tried[meta["blend"]])
+    assert meta["gain_z"] > 2.0
     out = result.denoiser.denoise(scans[0])
     assert out.shape == scans[0].shape and np.all(np.isfinite(out))
 
@@ -89,3 +93,37 @@ def test_a_guided_model_finetunes_with_the_other_energy_as_guide(scans):
         ),
     )
     assert not result.kept_start and result.denoiser.guided
+
+
+def test_gain_z_is_a_paired_test():
+    rng = np.random.default_rng(3)
+    start = rng.uniform(1.0, 3.0, 200)  # crops differ a lot from one another ...
+    same = start + rng.normal(0, 1e-3, 200)  # ... a tuned model no better than the start
+    assert abs(gain_z(start, same)) < 4.0
+    better = start - 0.01 + rng.normal(0, 1e-3, 200)  # 0.5% better on every crop
+    assert gain_z(start, better) > 20.0
+    assert gain_z(start, start + 0.01) < 0  # worse everywhere
+    assert gain_z(start[:1], better[:1]) == 0.0  # one crop: no spread, no evidence
+    assert gain_z(np.full(5, 2.0), np.full(5, 1.5)) == float("inf")  # no spread at all
+
+
+def test_an_insignificant_gain_keeps_the_starting_model(scans):
+    """The same run as above would be kept; asked for more evidence than it can give,
+    the start comes back, with what was tried on record."""
+    start = untrained_singlepass((8, 8, 8))
+    result = finetune_singlepass(
+        start,
+        scans,
+        FinetuneConfig(
+            steps=40,
+            crop_size=32,
+            batch_size=4,
+            learning_rate=3e-3,
+            val_every=20,
+            val_crops=16,
+            significance=1e9,
+        ),
+    )
+    assert result.kept_start and result.denoiser is start
+    assert result.gain_z is not None and 0 < result.gain_z < 1e9
+    assert set(result.blends_tried) == set(BLENDS)
