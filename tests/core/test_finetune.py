@@ -31,9 +31,9 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
     assert result.steps == 120 and not result.kept_start
     assert result.val_loss_best < result.val_loss_start
     assert result.denoiser is not start and result.denoiser.metadata["finetune"]["steps"] == 120
-    # scan by scan, on the same held-back crops: none is worse than with the start
-    losses = result.scan_losses
-    assert len(losses["start"]) == len(losses["tuned"]) == 2
+    # channel by channel, on the same held-back crops: none is worse than with the start
+    losses = result.channel_losses
+    assert len(losses["start"]) == len(losses["tuned"]) == 4  # 2 scans x 2 energies
     assert all(t <= s * (1 + 1e-4) for s, t in zip(losses["start"], losses["tuned"], strict=True))
     meta = result.denoiser.metadata["finetune"]
     assert meta["blend"] in BLENDS and set(result.blends_tried) == set(BLENDS)
