@@ -39,7 +39,8 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
     assert meta["blend"] in BLENDS and set(result.blends_tried) == set(BLENDS)
     # the blend kept is the qualifying one with the lowest held-back loss, and significant
     assert result.val_loss_best == pytest.approx(result.blends_tried[meta["blend"]])
-    assert meta["gain_z"] > 2.0
+    assert meta["gain_z"] > 2.0 and meta["gain_db_estimated"] >= 0.1
+    assert meta["gain_db_estimated"] == pytest.approx(result.gain_db, abs=1e-3)
     out = result.denoiser.denoise(scans[0])
     assert out.shape == scans[0].shape and np.all(np.isfinite(out))
 
@@ -107,9 +108,10 @@ def test_gain_z_is_a_paired_test():
     assert gain_z(np.full(5, 2.0), np.full(5, 1.5)) == float("inf")  # no spread at all
 
 
-def test_an_insignificant_gain_keeps_the_starting_model(scans):
-    """The same run as above would be kept; asked for more evidence than it can give,
-    the start comes back, with what was tried on record."""
+@pytest.mark.parametrize("demand", [{"significance": 1e9}, {"min_gain_db": 100.0}])
+def test_an_insignificant_gain_keeps_the_starting_model(scans, demand):
+    """The same run as above would be kept; asked for more evidence (or more gain) than
+    it can give, the start comes back, with what was tried on record."""
     start = untrained_singlepass((8, 8, 8))
     result = finetune_singlepass(
         start,
@@ -121,9 +123,43 @@ def test_an_insignificant_gain_keeps_the_starting_model(scans):
             learning_rate=3e-3,
             val_every=20,
             val_crops=16,
-            significance=1e9,
+            **demand,
         ),
     )
     assert result.kept_start and result.denoiser is start
     assert result.gain_z is not None and 0 < result.gain_z < 1e9
+    assert 0 < result.gain_db < 100
     assert set(result.blends_tried) == set(BLENDS)
+
+
+def test_noise_floor_is_the_part_of_the_r2r_loss_no_model_removes():
+    """R2R pairs of a known clean crop: the loss of the clean crop itself (a perfect
+    model) is the floor; the loss of the noisy input (the identity) is the floor plus
+    the input's own error, which here is known too."""
+    from napari_xray_denoise.core.finetune import _r2r_pair, estimated_gain_db, noise_floor
+
+    rng = np.random.default_rng(5)
+    s = 0.05
+    yy, xx = np.mgrid[:128, :128] / 128.0
+    pairs, cleans = [], []
+    for _ in range(48):
+        clean = (0.3 + 0.5 * np.sin(6 * xx + rng.uniform(0, 6)) * yy).astype(np.float32)
+        noisy = clean + s * rng.standard_normal(clean.shape).astype(np.float32)
+        pairs.append(_r2r_pair(noisy, s, rng, (0.25, 0.5)))
+        cleans.append(clean)
+    x = np.stack([p[0] for p in pairs])
+    t = np.stack([p[1] for p in pairs])[..., 0]
+    level, inp = x[..., 1], x[..., 0]
+
+    def loss(out):  # the loss of ``finetune_singlepass``, crop by crop
+        return (((out - t) / level) ** 2 * (0.05 + inp**2)).mean(axis=(1, 2))
+
+    floor = noise_floor(x, np.full(len(x), s))
+    perfect, identity = loss(np.stack(cleans)), loss(inp)
+    w = (0.05 + inp.astype(np.float64) ** 2).mean(axis=(1, 2))
+    assert abs((perfect - floor).sum()) < 0.02 * floor.sum()
+    # the identity's error: the input noise (variance = level^2) weighted by w
+    np.testing.assert_allclose((identity - floor).sum(), w.sum(), rtol=0.15)
+    gain = estimated_gain_db(identity, 0.5 * (identity + floor), floor)  # error halved
+    assert gain == pytest.approx(10 * np.log10(2))
+    assert np.isnan(estimated_gain_db(floor - 1e-3, floor - 2e-3, floor))
