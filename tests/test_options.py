@@ -54,3 +54,21 @@ def test_network_size_names():
         assert "huge" in str(exc) and "cpu" in str(exc)
     else:
         raise AssertionError("an unknown size must be refused")
+
+
+def test_finetune_verdict_says_what_was_kept():
+    assert options.finetune_verdict({"method": "singlepass"}) == ""
+    kept = options.finetune_verdict({"finetune": {"kept_start": True, "steps": 40}})
+    assert "kept the starting model" in kept and "40 steps" in kept
+    tuned = options.finetune_verdict(
+        {
+            "finetune": {
+                "kept_start": False,
+                "steps": 900,
+                "gain_db_estimated": 0.234,
+                "gain_z": 7.0,
+                "blend": 0.375,
+            }
+        }
+    )
+    assert "0.23 dB" in tuned and "7.0 standard errors" in tuned and "0.375" in tuned

@@ -352,15 +352,7 @@ def cmd_train(args) -> int:
     model.save(output)
     tuned = model.metadata.get("finetune")
     if method == "finetune" and tuned:
-        verdict = (
-            "no significant gain without a loss on the held-back crops: kept the starting model"
-            if tuned.get("kept_start")
-            else f"held-back loss {tuned['val_loss_start']:.4g} -> {tuned['val_loss_best']:.4g}"
-            f" (error down by an estimated {tuned.get('gain_db_estimated', float('nan')):.2f} dB,"
-            f" {tuned.get('gain_z', float('nan')):.1f} standard errors; weights"
-            f" start + {tuned.get('blend', 1.0):g} x change)"
-        )
-        print(f"wrote {output} (fine-tuned {tuned['steps']} steps; {verdict})")
+        print(f"wrote {output} ({options.finetune_verdict(model.metadata)})")
         return 0
     training = model.metadata.get("training", {})
     print(

@@ -28,6 +28,27 @@ METHOD_HELP = (
 #: what fine-tuning starts with in the widgets (FinetuneConfig's own defaults)
 FINETUNE_DEFAULTS = {"learning_rate": 1e-4, "crop_size": 128, "minutes": 10.0}
 
+
+def finetune_verdict(metadata: dict) -> str:
+    """One line on what a fine-tuning run kept (``metadata["finetune"]`` of its model):
+    the starting model, or the tuned one with its estimated gain; "" if not fine-tuned."""
+    tuned = metadata.get("finetune")
+    if not tuned:
+        return ""
+    steps = tuned.get("steps", "?")
+    if tuned.get("kept_start"):
+        return (
+            f"fine-tuned {steps} steps; no significant gain without a loss on the held-back "
+            "crops: kept the starting model"
+        )
+    return (
+        f"fine-tuned {steps} steps; held-back error down by an estimated "
+        f"{tuned.get('gain_db_estimated', float('nan')):.2f} dB "
+        f"({tuned.get('gain_z', float('nan')):.1f} standard errors), no channel worse; weights "
+        f"start + {tuned.get('blend', 1.0):g} x change"
+    )
+
+
 #: dual-energy variants of the blind-spot network (``auto`` = ``separate``)
 JOINT_VARIANTS = JOINT_OPTIONS
 JOINT_HELP = (

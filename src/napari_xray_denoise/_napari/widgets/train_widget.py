@@ -265,7 +265,11 @@ class TrainWidget(JobWidgetMixin, Container):
         self.last_model = REGISTRY.add(name, result["model_path"], meta)
         self.save_button.enabled = True
         how = "stopped early" if training.get("cancelled") else "finished"
-        self.status.value = f"{how}: model '{self.last_model.name}' is ready in the Denoise widget"
+        verdict = options.finetune_verdict(meta)
+        self.status.value = (
+            f"{how}: model '{self.last_model.name}' is ready in the Denoise widget"
+            + (f" ({verdict})" if verdict else "")
+        )
         notify_info(f"Training {how}; model '{self.last_model.name}' is ready to denoise.")
 
     def save(self):
