@@ -154,6 +154,9 @@ def test_finetune_the_shipped_model_then_denoise_with_it(viewer, qtbot):
         pass
     meta = widget.last_model.metadata
     assert meta["method"] == "singlepass" and "kept_start" in meta["finetune"]
+    from napari_xray_denoise.options import finetune_verdict
+
+    assert finetune_verdict(meta) in widget.status.value  # what was kept, said
     den = DenoiseWidget(viewer)
     viewer.window.add_dock_widget(den)
     den.reset_choices()

@@ -70,7 +70,7 @@ class FinetuneConfig:
     #: kept only when the held-back gain exceeds this many standard errors (paired crops)
     significance: float = 2.0
     #: ... and the held-back error is estimated to fall by at least this many dB
-    min_gain_db: float = 0.1
+    min_gain_db: float = 0.02
     val_every: int = 100
     seed: int = 0
 
