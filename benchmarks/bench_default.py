@@ -233,6 +233,10 @@ def stage_models(
                 "val_loss_start": ft.val_loss_start,
                 "val_loss_best": ft.val_loss_best,
                 "blend": None if ft.kept_start else tuned.metadata["finetune"].get("blend"),
+                "gain_z": ft.gain_z,
+                "gain_db_estimated": ft.gain_db,
+                "blends_tried": ft.blends_tried,
+                "channel_losses": ft.channel_losses,
             }
             print(
                 f"fine-tuned on {set_name}: {results['runs'][f'finetune_{label}_{set_name}']}",
