@@ -8,6 +8,13 @@ from napari_xray_denoise.core.singlepass_denoiser import untrained_singlepass
 from napari_xray_denoise.phantom import make_bag
 
 
+def small(**kw) -> FinetuneConfig:
+    """A fine-tuning run sized for tests: 32-pixel crops, batches of 4, a fast rate."""
+    return FinetuneConfig(
+        **{"minutes": 5, "crop_size": 32, "batch_size": 4, "learning_rate": 3e-3, **kw}
+    )
+
+
 @pytest.fixture(scope="module")
 def scans():
     return [make_bag((192, 160), dose=800.0, seed=s).noisy for s in (61, 62)]
@@ -18,15 +25,7 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
     result = finetune_singlepass(
         start,
         scans,
-        FinetuneConfig(
-            minutes=5,
-            steps=120,
-            crop_size=32,
-            batch_size=4,
-            learning_rate=3e-3,
-            val_every=40,
-            val_crops=16,
-        ),
+        small(steps=120, val_every=40, val_crops=16),
     )
     assert result.steps == 120 and not result.kept_start
     assert result.val_loss_best < result.val_loss_start
@@ -50,9 +49,7 @@ def test_no_gain_keeps_the_starting_model(scans):
     result = finetune_singlepass(
         start,
         scans,
-        FinetuneConfig(
-            steps=20, crop_size=32, batch_size=4, learning_rate=0.0, val_every=10, val_crops=8
-        ),
+        small(steps=20, learning_rate=0.0, val_every=10, val_crops=8),
     )
     assert result.kept_start and result.denoiser is start
 
@@ -89,9 +86,7 @@ def test_a_guided_model_finetunes_with_the_other_energy_as_guide(scans):
     result = finetune_singlepass(
         start,
         scans,
-        FinetuneConfig(
-            minutes=5, steps=80, crop_size=32, batch_size=4, learning_rate=3e-3, val_every=40
-        ),
+        small(steps=80, val_every=40),
     )
     assert not result.kept_start and result.denoiser.guided
 
@@ -116,15 +111,7 @@ def test_an_insignificant_gain_keeps_the_starting_model(scans, demand):
     result = finetune_singlepass(
         start,
         scans,
-        FinetuneConfig(
-            steps=40,
-            crop_size=32,
-            batch_size=4,
-            learning_rate=3e-3,
-            val_every=20,
-            val_crops=16,
-            **demand,
-        ),
+        small(steps=40, val_every=20, val_crops=16, **demand),
     )
     assert result.kept_start and result.denoiser is start
     assert result.gain_z is not None and 0 < result.gain_z < 1e9

@@ -295,7 +295,8 @@ def finetune_singlepass(
     def loss_fn(packed, out):  # crops are all one size: the mean of the crops' means
         return tf.reduce_mean(crop_losses(packed, out))
 
-    val_batches = [pack(val_x[i : i + 8], val_t[i : i + 8]) for i in range(0, len(val_x), 8)]
+    val_starts = range(0, len(val_x), 8)
+    val_batches = [pack(val_x[i : i + 8], val_t[i : i + 8]) for i in val_starts]
 
     def val_crop_losses() -> np.ndarray:
         """The held-back loss of every validation crop with the model's current weights."""
@@ -309,9 +310,7 @@ def finetune_singlepass(
     start_crops = val_crop_losses()  # the starting model, once
     start_loss = float(start_crops.mean())
     # ``fit`` scores its validation as the mean of the batches' means
-    start_fit_loss = float(
-        np.mean([start_crops[i : i + 8].mean() for i in range(0, len(val_x), 8)])
-    )
+    start_fit_loss = float(np.mean([start_crops[i : i + 8].mean() for i in val_starts]))
     schedule = FitSchedule(
         steps=config.steps,
         learning_rate=config.learning_rate,
@@ -343,33 +342,35 @@ def finetune_singlepass(
     tuned = [np.array(w) for w in model.get_weights()]
     begin = [np.array(w) for w in start.model.get_weights()]
     start_channels = per_channel(start_crops)
-    best = None  # (mean loss, t, per-crop losses, per-channel losses)
-    tried = {}
-    for t in BLENDS:
+
+    def set_blend(t: float) -> None:
         model.set_weights([b + t * (w - b) for b, w in zip(begin, tuned, strict=True)])
+
+    blend, best = None, None  # the best qualifying ``t`` and its per-crop losses
+    for t in BLENDS:
+        set_blend(t)
         crops = val_crop_losses()
-        now = per_channel(crops)
-        tried[t] = float(crops.mean())
-        if np.all(now <= start_channels) and (best is None or crops.mean() < best[0]):
-            best = (float(crops.mean()), t, crops, now)
-    result.blends_tried = tried
+        result.blends_tried[t] = float(crops.mean())
+        if np.all(per_channel(crops) <= start_channels) and (
+            best is None or crops.mean() < best.mean()
+        ):
+            blend, best = t, crops
     if best is not None:
-        result.gain_z = gain_z(start_crops, best[2])
-        result.gain_db = estimated_gain_db(start_crops, best[2], val_floor)
+        result.gain_z = gain_z(start_crops, best)
+        result.gain_db = estimated_gain_db(start_crops, best, val_floor)
+        result.channel_losses = {
+            "start": start_channels.tolist(),
+            "tuned": per_channel(best).tolist(),
+        }
     if (
         best is None
         or not result.gain_z > max(config.significance, 0.0)
         or not result.gain_db >= config.min_gain_db  # NaN: no estimate, no gain
     ):
         result.kept_start = True
-        result.val_loss_best = start_loss
-        if best is not None:
-            result.channel_losses = {"start": start_channels.tolist(), "tuned": best[3].tolist()}
         return result
-    _, blend, _, now = best
-    model.set_weights([b + blend * (w - b) for b, w in zip(begin, tuned, strict=True)])
-    result.channel_losses = {"start": start_channels.tolist(), "tuned": now.tolist()}
-    result.val_loss_best = best[0]
+    set_blend(blend)
+    result.val_loss_best = float(best.mean())
     meta = dict(start.metadata)
     meta["finetune"] = {
         "scans": len(scans),
