@@ -42,6 +42,12 @@ def main(argv=None) -> int:
     new_run.add_argument("--init", default="", help="a model file to start from")
     new_run.add_argument("--learning-rate", type=float, default=1e-3)
     new_run.add_argument("--lr-half-life-steps", type=float, default=30000.0)
+    new_run.add_argument(
+        "--photo-fraction",
+        type=float,
+        default=0.0,
+        help="of the non-phantom crops, the fraction with natural-image texture",
+    )
     args = parser.parse_args(argv)
     from napari_xray_denoise.core.singlepass_train import LongRunConfig, train_long_run
 
@@ -51,6 +57,7 @@ def main(argv=None) -> int:
         init=args.init,
         learning_rate=args.learning_rate,
         lr_half_life_steps=args.lr_half_life_steps,
+        photo_fraction=args.photo_fraction,
     )
     summary = train_long_run(args.run_dir, hours=args.hours, config=config, export=args.export)
     print(summary)

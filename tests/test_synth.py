@@ -39,3 +39,36 @@ def test_defects_are_stuck_pixels():
     )
     stuck = (s.noisy == 0) | (s.noisy == 65535)
     assert 50 <= np.count_nonzero(stuck) <= 110
+
+
+@pytest.mark.parametrize("shape", [(96, 96), (40, 130), (1024, 1024)])
+def test_photo_scene_is_a_textured_transmission_map_of_any_shape(shape):
+    a = synth.photo_scene(shape, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, synth.photo_scene(shape, np.random.default_rng(5)))
+    assert a.shape == shape and a.dtype == np.float32
+    assert a.min() > 0 and a.max() <= 1
+    # natural-image texture: detail at every scale, not a flat fill
+    assert np.abs(np.diff(a, axis=1)).mean() > 1e-3
+
+
+def test_training_photographs_are_not_the_held_apart_test_photographs():
+    """The benchmark's photographs (``skimage.data``) must never be training scenes:
+    no training photograph matches any of them (normalised correlation of the overlap,
+    in either orientation)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_default import PHOTOS, _photo
+
+    def corr(a, b):
+        n = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+        a, b = a[: n[0], : n[1]].ravel(), b[: n[0], : n[1]].ravel()
+        return float(np.corrcoef(a, b)[0, 1])
+
+    train = synth.training_photographs()
+    assert len(train) >= 2 and all(p.min() >= 0 and p.max() <= 1 for p in train)
+    for name in PHOTOS:
+        test = _photo(name)
+        for p in train:
+            assert max(corr(p, test), corr(p.T, test)) < 0.9, name

@@ -7,9 +7,11 @@ Two parts, numpy only (no TensorFlow):
   cables and coils, dense small objects, periodic meshes, fractal (1/f) organic clutter.
   Objects are drawn as attenuation (optical depth) and combined by Beer-Lambert,
   ``T = exp(-sum of attenuations)``, so overlapping objects multiply as in a real scan.
-  :func:`random_scene` picks a mix. None of them reads an image file: the held-apart test
-  scenes (natural photographs from ``skimage.data``, see ``benchmarks/``) never enter
-  training.
+  :func:`random_scene` picks a mix. :func:`photo_scene` adds natural-image texture: a
+  photograph used as a depth map (random crop, scale, orientation, tone), alone or stacked
+  with one procedural kind. Its photographs are PyWavelets' ``aero`` and ``ascent``
+  (:func:`training_photographs`); the held-apart test scenes (natural photographs from
+  ``skimage.data``, see ``benchmarks/``) never enter training.
 - **Scanner**: :func:`scan_transmission` turns a transmission map into 16-bit detector
   counts with every trait of a line-scan baggage scanner named in the design notes:
   Poisson photon noise + Gaussian read noise (``Var = a * mean + b``), air at a white
@@ -22,6 +24,7 @@ Axes: images are ``(Y, X)``, axis 0 the belt direction, columns the detector ele
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -34,9 +37,11 @@ __all__ = [
     "dead_leaves",
     "fractal_clutter",
     "mesh",
+    "photo_scene",
     "random_scene",
     "scan_transmission",
     "small_objects",
+    "training_photographs",
 ]
 
 
@@ -310,6 +315,13 @@ def random_scene(shape, rng, *, blur: tuple[float, float] = (0.3, 1.0)) -> np.nd
     depth = np.zeros(shape, np.float32)
     for name in rng.choice(names, size=k, replace=False):
         depth += SCENE_KINDS[str(name)](shape, rng)
+    return _transmission(depth, rng, blur)
+
+
+def _transmission(depth: np.ndarray, rng, blur: tuple[float, float]) -> np.ndarray:
+    """Optical depth to transmission: an open-air margin now and then, a random overall
+    thickness, a detector point-spread of random width, Beer-Lambert."""
+    shape = depth.shape
     if rng.uniform() < 0.3:  # part of the view is open air (outside the bag)
         edge = _rect_mask(
             shape,
@@ -325,6 +337,52 @@ def random_scene(shape, rng, *, blur: tuple[float, float] = (0.3, 1.0)) -> np.nd
     if sigma > 0:
         depth = ndimage.gaussian_filter(depth, sigma)
     return np.exp(-np.clip(depth, 0, 12)).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def training_photographs() -> tuple[np.ndarray, ...]:
+    """Greyscale photographs in [0, 1] (float32) for :func:`photo_scene`: the aerial
+    view ``aero`` and the staircase ``ascent`` that ship with PyWavelets (a dependency,
+    so nothing is downloaded). Not PyWavelets' ``camera``: that is ``skimage.data``'s
+    cameraman, a held-apart test scene."""
+    import pywt.data
+
+    return tuple(np.asarray(f(), np.float32) / 255.0 for f in (pywt.data.aero, pywt.data.ascent))
+
+
+def photo_layer(shape, rng) -> np.ndarray:
+    """Optical depth (float32, ``shape``) from a random crop of a training photograph:
+    scaled 0.5-2x (within what the photograph holds), rotated/flipped, tone-curved
+    (gamma 0.5-2), either polarity (bright = thin or thick), depth up to 0.5-4."""
+    shape = (int(shape[0]), int(shape[1]))
+    photos = training_photographs()
+    img = photos[int(rng.integers(len(photos)))]
+    if rng.uniform() < 0.5:
+        img = img.T
+    smallest = max(shape) / (min(img.shape) - 2)  # the zoom at which the crop fills it
+    scale = max(float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))), smallest)
+    need = [int(np.ceil(n / scale)) + 1 for n in shape]
+    y = int(rng.integers(0, img.shape[0] - need[0] + 1))
+    x = int(rng.integers(0, img.shape[1] - need[1] + 1))
+    crop = img[y : y + need[0], x : x + need[1]]
+    if scale != 1.0:
+        crop = ndimage.zoom(crop, scale, order=1, grid_mode=True, mode="nearest")
+    g = np.rot90(crop[: shape[0], : shape[1]], int(rng.integers(4)) if shape[0] == shape[1] else 0)
+    g = np.clip(g, 0.0, 1.0) ** float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+    if rng.uniform() < 0.5:
+        g = 1.0 - g
+    return (rng.uniform(0.5, 4.0) * (1.0 - g) + rng.uniform(0.0, 0.3)).astype(np.float32)
+
+
+def photo_scene(shape, rng, *, blur: tuple[float, float] = (0.3, 1.0)) -> np.ndarray:
+    """A transmission map in (0, 1] (float32) with natural-image texture: a
+    :func:`photo_layer`, half the time stacked with one procedural scene kind, then as
+    :func:`random_scene` (air margin, thickness, point-spread, Beer-Lambert)."""
+    shape = (int(shape[0]), int(shape[1]))
+    depth = photo_layer(shape, rng)
+    if rng.uniform() < 0.5:
+        depth = depth + SCENE_KINDS[str(rng.choice(list(SCENE_KINDS)))](shape, rng)
+    return _transmission(depth, rng, blur)
 
 
 # ------------------------------------------------------------------ scanner

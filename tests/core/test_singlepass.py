@@ -221,3 +221,28 @@ def test_guided_pairs_and_a_short_guided_run(tmp_path):
     assert result["steps"] > 5
     trained = load_model(tmp_path / "run" / "model.keras")
     assert trained.guided and trained.metadata["architecture"]["guided"] is True
+
+
+def test_photo_fraction_mixes_natural_texture_into_the_scenes(monkeypatch):
+    from napari_xray_denoise import synth
+
+    calls = {"photo": 0, "procedural": 0}
+    photo, procedural = synth.photo_scene, synth.random_scene
+
+    def count(name, f):
+        def wrapped(*a, **k):
+            calls[name] += 1
+            return f(*a, **k)
+
+        return wrapped
+
+    monkeypatch.setattr(synth, "photo_scene", count("photo", photo))
+    monkeypatch.setattr(synth, "random_scene", count("procedural", procedural))
+    rng = np.random.default_rng(0)
+    settings = SimSettings(phantom_fraction=0.0, photo_fraction=0.5)
+    x, t = PairSampler([], rng, crop=32, settings=settings, guided=True).batch(40)
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(t))
+    assert 8 < calls["photo"] < 32 and calls["photo"] + calls["procedural"] == 40
+    calls.update(photo=0, procedural=0)
+    PairSampler([], rng, crop=32, settings=SimSettings(phantom_fraction=0.0)).batch(10)
+    assert calls == {"photo": 0, "procedural": 10}  # the default: procedural scenes only

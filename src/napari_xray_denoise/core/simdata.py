@@ -2,7 +2,8 @@
 
 Each sample is a crop of a clean transmission map, from a phantom bag (``phantom``,
 either energy) or a procedural scene (``synth.random_scene``: clutter, circuit boards,
-cables, dense small objects, meshes), scanned by ``synth.scan_transmission`` with random
+cables, dense small objects, meshes; or with ``photo_fraction`` a ``synth.photo_scene``,
+natural-image texture from training photographs), scanned by ``synth.scan_transmission`` with random
 scanner settings covering what real scanners write:
 
 - dose 100..30000 quanta per air pixel (log-uniform; the high-energy channel of a
@@ -55,6 +56,9 @@ class SimSettings:
     phantom_fraction: float = 0.5
     partner_dose_ratio: tuple[float, float] = (0.25, 4.0)
     no_partner_fraction: float = 0.15
+    #: of the non-phantom crops, the fraction that are ``synth.photo_scene`` (natural-image
+    #: texture) rather than ``synth.random_scene``
+    photo_fraction: float = 0.0
 
 
 def phantom_transmissions(seeds, rng) -> list[np.ndarray]:
@@ -163,7 +167,10 @@ class PairSampler:
             x = int(self.rng.integers(0, img.shape[1] - c + 1))
             out, partner = img[y : y + c, x : x + c], other[y : y + c, x : x + c]
         else:
-            out = synth.random_scene((c, c), self.rng)
+            photo = self.settings.photo_fraction > 0 and (
+                self.rng.uniform() < self.settings.photo_fraction
+            )
+            out = (synth.photo_scene if photo else synth.random_scene)((c, c), self.rng)
             partner = partner_energy(out, self.rng) if self.guided else out
         k = int(self.rng.integers(4))
         flip = self.rng.uniform() < 0.5

@@ -37,7 +37,13 @@ import numpy as np
 
 from ._backend import keras, tf
 from .model_file import save_model_file
-from .simdata import TRAIN_SEED_BASE, PairSampler, phantom_transmissions, validation_set
+from .simdata import (
+    TRAIN_SEED_BASE,
+    PairSampler,
+    SimSettings,
+    phantom_transmissions,
+    validation_set,
+)
 from .singlepass import DEFAULT_WIDTHS, build_singlepass_model, guided_from, is_guided
 
 
@@ -59,6 +65,9 @@ class LongRunConfig:
     #: a model file to start from when the run has no checkpoint yet ("" = from scratch);
     #: a single-energy model starting a guided run becomes ``singlepass.guided_from`` it
     init: str = ""
+    #: of the non-phantom crops, the fraction with natural-image texture
+    #: (``SimSettings.photo_fraction``)
+    photo_fraction: float = 0.0
 
 
 def weighted_loss(inputs, targets, outputs):
@@ -194,6 +203,7 @@ def train_long_run(
         pool,
         rng,
         crop=config.crop,
+        settings=SimSettings(photo_fraction=config.photo_fraction),
         next_seed=next_seed + config.pool_bags,
         guided=config.guided,
     )
