@@ -1,7 +1,8 @@
 """The default model against the strongest classical baseline, on scans it never saw.
 
 Three test sets, none used in training (training: phantom bags 2000+, procedural scenes
-of ``synth``; validation: bags 5000+):
+of ``synth`` and, from the photo-scene stage on, ``synth.photo_scene`` crops of
+PyWavelets' ``aero`` and ``ascent``; validation: bags 5000+):
 
 (a) ``phantom``: unseen phantom bags (scene seeds 900+, 480x800) at doses 500/2000/8000;
 (b) ``photos``: ten natural photographs from ``skimage.data`` (a source no training

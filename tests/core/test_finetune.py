@@ -150,3 +150,15 @@ def test_noise_floor_is_the_part_of_the_r2r_loss_no_model_removes():
     gain = estimated_gain_db(identity, 0.5 * (identity + floor), floor)  # error halved
     assert gain == pytest.approx(10 * np.log10(2))
     assert np.isnan(estimated_gain_db(floor - 1e-3, floor - 2e-3, floor))
+
+
+def test_the_simulated_half_keeps_the_scene_mix_the_model_was_trained_on():
+    from napari_xray_denoise.core.finetune import _photo_fraction
+
+    start = untrained_singlepass((8, 8, 8))
+    assert _photo_fraction(start, FinetuneConfig()) == 0.0  # trained without photo scenes
+    start.metadata["training"] = {"config": {"photo_fraction": 0.5}}
+    assert _photo_fraction(start, FinetuneConfig()) == 0.5
+    assert _photo_fraction(start, FinetuneConfig(photo_fraction=0.2)) == 0.2
+    start.metadata["training"] = {"config": {"photo_fraction": "lots"}}  # a foreign file
+    assert _photo_fraction(start, FinetuneConfig()) == 0.0

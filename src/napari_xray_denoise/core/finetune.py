@@ -11,8 +11,8 @@ the noises of ``y_hat`` and ``y_bar`` are independent, so ``E|f(y_hat) - y_bar|^
 error against the clean scan plus a constant: a single-pass network learns without a
 blind spot and without clean images. ``alpha`` is drawn per crop in [0.3, 1] so the
 network keeps working at every level near the scan's own. Half of each batch is
-simulated pairs (``core.simdata``) with their exact targets, so what the model knew is
-not forgotten. Both halves use the weights of the default training
+simulated pairs (``core.simdata``, the scene mix the model was trained on) with their
+exact targets, so what the model knew is not forgotten. Both halves use the weights of the default training
 (``(out - target)^2 / s^2 * (0.05 + input^2)``).
 
 Never worse than the start: a fixed set of held-back crops (the bottom rows of each
@@ -46,7 +46,7 @@ from .. import vst
 from ..flatfield import FlatField
 from ._backend import keras, tf
 from .data import as_chw_counts
-from .simdata import PairSampler, phantom_transmissions
+from .simdata import PairSampler, SimSettings, phantom_transmissions
 from .singlepass_denoiser import SinglePassDenoiser
 from .training import FitSchedule, fit
 
@@ -64,6 +64,9 @@ class FinetuneConfig:
     #: noise level (``s * sqrt(1 + alpha^2)``), where it will be used
     val_alpha: tuple[float, float] = (0.25, 0.5)
     simulated_fraction: float = 0.5
+    #: of the simulated non-phantom crops, the fraction with natural-image texture
+    #: (``SimSettings.photo_fraction``); None: as the starting model was trained
+    photo_fraction: float | None = None
     val_fraction: float = 0.15
     val_crops: int = 24
     val_crops_per_channel: int = 6
@@ -177,6 +180,16 @@ def _prepare(scans, crop: int, val_fraction: float) -> list[_Channel]:
     return out
 
 
+def _photo_fraction(start: SinglePassDenoiser, config: FinetuneConfig) -> float:
+    """The simulated half's share of natural-image scenes: the config's, else the one
+    the starting model was trained with (so fine-tuning does not unlearn them)."""
+    if config.photo_fraction is not None:
+        return float(config.photo_fraction)
+    trained = start.metadata.get("training", {}).get("config", {})
+    value = trained.get("photo_fraction", 0.0) if isinstance(trained, dict) else 0.0
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
 def _r2r_pair(
     u_crop: np.ndarray, sigma: float, rng, alpha_range, guide=None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -263,6 +276,7 @@ def finetune_singlepass(
             phantom_transmissions([int(rng.integers(10_000, 20_000))], rng),
             rng,
             crop=config.crop_size,
+            settings=SimSettings(photo_fraction=_photo_fraction(start, config)),
             guided=guided,
         )
         if n_sim
