@@ -10,6 +10,13 @@ The guided variant (the other energy as a second input), started from a trained 
         --guided --init training_runs/default/model.keras --learning-rate 3e-4 \
         --lr-half-life-steps 15000 --export training_runs/guided/export.keras
 
+The photo-scene stage (natural-image texture in half of the non-phantom crops), started
+from the guided model (the shipped default since 2026-11-30):
+
+    python scripts/train_default_model.py --hours 1.4 --run-dir training_runs/photos \
+        --guided --init training_runs/guided/model.keras --learning-rate 2e-4 \
+        --lr-half-life-steps 8000 --photo-fraction 0.5 --export training_runs/photos/export.keras
+
 State lives in ``training_runs/default/`` (checkpoint, log.jsonl with the
 quality-vs-hours curve, config.json); the averaged model is exported to
 ``src/napari_xray_denoise/data/models/default.keras`` at every validation.
