@@ -12,8 +12,8 @@ error against the clean scan plus a constant: a single-pass network learns witho
 blind spot and without clean images. ``alpha`` is drawn per crop in [0.3, 1] so the
 network keeps working at every level near the scan's own. Half of each batch is
 simulated pairs (``core.simdata``, the scene mix the model was trained on) with their
-exact targets, so what the model knew is not forgotten. Both halves use the weights of the default training
-(``(out - target)^2 / s^2 * (0.05 + input^2)``).
+exact targets, so what the model knew is not forgotten. Both halves use the weights of
+the default training (``(out - target)^2 / s^2 * (0.05 + input^2)``).
 
 Never worse than the start: a fixed set of held-back crops (the bottom rows of each
 channel, at least ``val_crops_per_channel`` of every channel) is scored with the same

@@ -3,8 +3,9 @@
 Each sample is a crop of a clean transmission map, from a phantom bag (``phantom``,
 either energy) or a procedural scene (``synth.random_scene``: clutter, circuit boards,
 cables, dense small objects, meshes; or with ``photo_fraction`` a ``synth.photo_scene``,
-natural-image texture from training photographs), scanned by ``synth.scan_transmission`` with random
-scanner settings covering what real scanners write:
+natural-image texture from training photographs), scanned by
+``synth.scan_transmission`` with random scanner settings covering what real scanners
+write:
 
 - dose 100..30000 quanta per air pixel (log-uniform; the high-energy channel of a
   200..20000 scan sees about 0.28x the low one),
