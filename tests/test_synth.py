@@ -51,14 +51,13 @@ def test_photo_scene_is_a_textured_transmission_map_of_any_shape(shape):
     assert np.abs(np.diff(a, axis=1)).mean() > 1e-3
 
 
-def test_training_photographs_are_not_the_held_apart_test_photographs():
+def test_training_photographs_are_not_the_held_apart_test_photographs(monkeypatch):
     """The benchmark's photographs (``skimage.data``) must never be training scenes:
     no training photograph matches any of them (normalised correlation of the overlap,
     in either orientation)."""
-    import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_default import PHOTOS, _photo
 
     def corr(a, b):
