@@ -238,6 +238,7 @@ def stage_models(
                 "gain_db_estimated": ft.gain_db,
                 "blends_tried": ft.blends_tried,
                 "channel_losses": ft.channel_losses,
+                "channel_gain_z": ft.channel_gain_z,
             }
             print(
                 f"fine-tuned on {set_name}: {results['runs'][f'finetune_{label}_{set_name}']}",

@@ -9,8 +9,8 @@ Two parts, numpy only (no TensorFlow):
   ``T = exp(-sum of attenuations)``, so overlapping objects multiply as in a real scan.
   :func:`random_scene` picks a mix. :func:`photo_scene` adds natural-image texture: a
   photograph used as a depth map (random crop, scale, orientation, tone), alone or stacked
-  with one procedural kind. Its photographs are PyWavelets' ``aero`` and ``ascent``
-  (:func:`training_photographs`); the held-apart test scenes (natural photographs from
+  with one procedural kind. Its photographs are two of PyWavelets' and two of
+  matplotlib's sample images (:func:`training_photographs`); the held-apart test scenes (natural photographs from
   ``skimage.data``, see ``benchmarks/``) never enter training.
 - **Scanner**: :func:`scan_transmission` turns a transmission map into 16-bit detector
   counts with every trait of a line-scan baggage scanner named in the design notes:
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -339,15 +340,32 @@ def _transmission(depth: np.ndarray, rng, blur: tuple[float, float]) -> np.ndarr
     return np.exp(-np.clip(depth, 0, 12)).astype(np.float32)
 
 
+TEXTURES = Path(__file__).parent / "data" / "textures"
+
+
+def _normalised(img: np.ndarray) -> np.ndarray:
+    img = np.asarray(img, np.float64)
+    lo, hi = np.percentile(img, (0.5, 99.5))
+    return np.clip((img - lo) / max(hi - lo, 1e-12), 0.0, 1.0).astype(np.float32)
+
+
 @lru_cache(maxsize=1)
 def training_photographs() -> tuple[np.ndarray, ...]:
-    """Greyscale photographs in [0, 1] (float32) for :func:`photo_scene`: the aerial
-    view ``aero`` and the staircase ``ascent`` that ship with PyWavelets (a dependency,
-    so nothing is downloaded). Not PyWavelets' ``camera``: that is ``skimage.data``'s
-    cameraman, a held-apart test scene."""
+    """Greyscale images in [0, 1] (float32) for :func:`photo_scene`, all shipped or
+    installed with the package (nothing is downloaded): the aerial view ``aero`` and the
+    staircase ``ascent`` of PyWavelets, a portrait (``grace_hopper.jpg``) and a terrain
+    elevation map (``jacksboro_fault_dem.npz``) from matplotlib's sample data, shipped in
+    ``data/textures`` with their source notice. Not PyWavelets' ``camera``: that is
+    ``skimage.data``'s cameraman, a held-apart test scene."""
+    import imageio.v3 as iio
     import pywt.data
 
-    return tuple(np.asarray(f(), np.float32) / 255.0 for f in (pywt.data.aero, pywt.data.ascent))
+    photos = [np.asarray(f(), np.float32) / 255.0 for f in (pywt.data.aero, pywt.data.ascent)]
+    rgb = np.asarray(iio.imread(TEXTURES / "grace_hopper.jpg"), np.float64)
+    photos.append(_normalised(rgb[..., :3] @ np.array([0.2125, 0.7154, 0.0721])))
+    with np.load(TEXTURES / "jacksboro_fault_dem.npz") as dem:
+        photos.append(_normalised(dem["elevation"]))
+    return tuple(photos)
 
 
 def photo_layer(shape, rng) -> np.ndarray:

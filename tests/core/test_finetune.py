@@ -34,6 +34,7 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
     losses = result.channel_losses
     assert len(losses["start"]) == len(losses["tuned"]) == 4  # 2 scans x 2 energies
     assert all(t <= s * (1 + 1e-4) for s, t in zip(losses["start"], losses["tuned"], strict=True))
+    assert len(result.channel_gain_z) == 4
     meta = result.denoiser.metadata["finetune"]
     assert meta["blend"] in BLENDS and set(result.blends_tried) == set(BLENDS)
     # the blend kept is the qualifying one with the lowest held-back loss, and significant
@@ -77,10 +78,10 @@ def test_a_guided_model_finetunes_with_the_other_energy_as_guide(scans):
     channels = _prepare(scans, 32, 0.15)
     assert [c.partner for c in channels] == [1, 0, 3, 2]
     rng = np.random.default_rng(0)
-    own, (guide, sigma_g) = _crop(channels, 0, rng, 32, False, True)
+    own, _, (guide, sigma_g) = _crop(channels, 0, rng, 32, None, True)
     assert own.shape == guide.shape == (32, 32) and sigma_g == channels[1].sigma
     rng = np.random.default_rng(0)  # the same draw: the partner's crop sits where own's does
-    again, _ = _crop(channels[1:2] + channels[1:2], 0, rng, 32, False, False)
+    again, _, _ = _crop(channels[1:2] + channels[1:2], 0, rng, 32, None, False)
     np.testing.assert_array_equal(again, guide)
     start = untrained_singlepass((8, 8, 8), guided=True)
     result = finetune_singlepass(
@@ -89,6 +90,45 @@ def test_a_guided_model_finetunes_with_the_other_energy_as_guide(scans):
         small(steps=80, val_every=40),
     )
     assert not result.kept_start and result.denoiser.guided
+
+
+def test_held_back_blocks_are_scattered_over_the_whole_scan():
+    from napari_xray_denoise.core.finetune import held_back_blocks
+
+    held, windows = held_back_blocks((640, 1000), 128, 32, 0.15, np.random.default_rng(1))
+    grid = (640 // 32) * (1000 // 32)
+    assert held.sum() == round(0.15 * grid) * 32 * 32
+    rows, cols = np.nonzero(held)
+    # not a band: held pixels in every quarter of the rows and of the columns
+    assert set(rows // 160) == {0, 1, 2, 3} and set(cols // 250) == {0, 1, 2, 3}
+    assert len(windows) == round(0.15 * grid)
+    for y0, x0 in windows:  # each validation window lies inside and holds a whole block
+        assert 0 <= y0 <= 640 - 128 and 0 <= x0 <= 1000 - 128
+        assert held[y0 : y0 + 128, x0 : x0 + 128].sum() >= 32 * 32
+    again, _ = held_back_blocks((640, 1000), 128, 32, 0.15, np.random.default_rng(1))
+    np.testing.assert_array_equal(held, again)
+
+
+def test_the_training_loss_never_scores_held_back_pixels(scans):
+    """Training crops fall anywhere but their mask is 0 exactly on held-back pixels;
+    validation crops score held-back pixels only. (The channel's image is replaced by its
+    own held-back mask, so each crop shows which pixels it came from, after any turn.)"""
+    from napari_xray_denoise.core.finetune import _crop, _prepare
+
+    channels = _prepare(scans, 32, 0.15, 16)
+    for ch in channels:
+        ch.u = ch.held.astype(np.float32)
+    rng = np.random.default_rng(2)
+    seen = 0.0
+    for _ in range(200):
+        u, mask, _ = _crop(channels, int(rng.integers(4)), rng, 32, None, False)
+        np.testing.assert_array_equal(mask, 1.0 - u)
+        seen += u.sum()
+    assert seen > 0  # training crops do see held-back pixels as input
+    for j in range(12):
+        u, mask, _ = _crop(channels, j % 4, rng, 32, j, False)
+        np.testing.assert_array_equal(mask, u)
+        assert mask.sum() >= 16 * 16
 
 
 def test_gain_z_is_a_paired_test():
@@ -111,7 +151,7 @@ def test_an_insignificant_gain_keeps_the_starting_model(scans, demand):
     result = finetune_singlepass(
         start,
         scans,
-        small(steps=40, val_every=20, val_crops=16, **demand),
+        small(steps=120, val_every=40, val_crops=16, **demand),
     )
     assert result.kept_start and result.denoiser is start
     assert result.gain_z is not None and 0 < result.gain_z < 1e9
