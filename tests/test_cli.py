@@ -248,6 +248,38 @@ def test_denoise_without_model_uses_the_default_and_records_the_fitted_noise(tmp
     ] * 2
 
 
+def test_denoise_self_ensemble_is_chosen_and_recorded(tmp_path):
+    bag = tmp_path / "bag.tif"
+    assert cli.main(["phantom", "-o", str(bag), "--shape", "96x128", "--dose", "1000"]) == 0
+    outs = {}
+    for passes in ("1", "4"):
+        out = tmp_path / passes
+        assert (
+            cli.main(["denoise", str(bag), "-o", str(out), "--quiet", "--self-ensemble", passes])
+            == 0
+        )
+        scan = io.read_scan(out / "bag_denoised.tif")
+        noise = scan.meta["history"][-1]["parameters"]["noise"]
+        assert [r["self_ensemble"] for r in noise] == [int(passes)] * 2
+        outs[passes] = scan.stack()
+    assert not np.array_equal(outs["1"], outs["4"])
+    assert (
+        cli.main(
+            [
+                "denoise",
+                str(bag),
+                "--method",
+                "bm3d",
+                "--self-ensemble",
+                "2",
+                "-o",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 2
+    )
+
+
 def test_denoise_with_calibrated_noise_records_it(tmp_path):
     bag = tmp_path / "bag.tif"
     assert cli.main(["phantom", "-o", str(bag), "--shape", "96x128", "--dose", "1000"]) == 0

@@ -23,7 +23,20 @@ def _choices(sub, dest):
 def test_cli_denoise_defaults_are_the_models_own():
     defaults = _defaults(_subparser("denoise"))
     assert {k: defaults[k] for k in options.DENOISE_DEFAULTS} == options.DENOISE_DEFAULTS
-    assert options.DENOISE_DEFAULTS == {"tile": None, "overlap": None, "batch_size": None}
+    assert options.DENOISE_DEFAULTS == {
+        "tile": None,
+        "overlap": None,
+        "batch_size": None,
+        "self_ensemble": None,
+    }
+    assert list(_choices(_subparser("denoise"), "self_ensemble")) == list(options.SELF_ENSEMBLES)
+
+
+def test_self_ensemble_sizes_are_the_models_own():
+    from napari_xray_denoise.core.singlepass_denoiser import SELF_ENSEMBLES, SinglePassDenoiser
+
+    assert options.SELF_ENSEMBLES == SELF_ENSEMBLES
+    assert SinglePassDenoiser.self_ensemble in SELF_ENSEMBLES
 
 
 def test_worker_denoise_job_leaves_batch_size_to_the_library():

@@ -415,6 +415,12 @@ def cmd_denoise(args) -> int:
                 "model and to --method bm3d, not to blind-spot or AMSSD model files."
             )
         physics = {}
+    if args.self_ensemble is not None and getattr(model, "method", None) != "singlepass":
+        raise CliError(
+            "--self-ensemble applies to the default model (and models fine-tuned from it), "
+            "not to --method bm3d or blind-spot/AMSSD model files."
+        )
+    passes = {} if args.self_ensemble is None else {"self_ensemble": args.self_ensemble}
     model_name = (
         "bm3d"
         if model is None
@@ -448,6 +454,7 @@ def cmd_denoise(args) -> int:
                     batch_size=args.batch_size,
                     on_progress=bar,
                     **physics_in,
+                    **passes,
                 )
             denoised = bands.apply_inside(run, images, edges)  # non-image edge bands unchanged
             if model is not None:
@@ -673,6 +680,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=options.DENOISE_DEFAULTS["batch_size"],
         help="tiles per network call (default: 1 on a CPU, 8 on a GPU)",
+    )
+    p.add_argument(
+        "--self-ensemble",
+        type=int,
+        choices=options.SELF_ENSEMBLES,
+        default=options.DENOISE_DEFAULTS["self_ensemble"],
+        help=options.SELF_ENSEMBLE_HELP,
     )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_denoise)

@@ -95,6 +95,36 @@ def test_large_scans_are_tiled_like_whole_ones(bag):
     np.testing.assert_allclose(tiled[inner], whole[inner], rtol=0.02, atol=50)
 
 
+def test_self_ensemble_averages_passes_over_flipped_copies():
+    """1 pass is the network once; 2 and 4 average the passes over the scan flipped
+    along rows (and columns), each flipped back; progress counts every pass."""
+    den = load_model()  # a trained network: not flip-equivariant, so the passes differ
+    rng = np.random.default_rng(4)
+    u = rng.uniform(0.2, 0.8, (48, 80)).astype(np.float32)
+    g = (rng.uniform(0.2, 0.8, (48, 80)).astype(np.float32), 0.02)
+
+    def once(fy, fx):
+        def f(a):
+            return np.ascontiguousarray(a[:: -1 if fy else 1, :: -1 if fx else 1])
+
+        return f(den.predict_u(f(u), 0.03, guide=(f(g[0]), g[1]), self_ensemble=1))
+
+    flips = [once(False, False), once(True, False), once(False, True), once(True, True)]
+    assert np.abs(flips[1] - flips[0]).max() > 1e-4
+    steps = []
+    two = den.predict_u(
+        u, 0.03, guide=g, self_ensemble=2, on_progress=lambda d, t: steps.append((d, t))
+    )
+    np.testing.assert_allclose(two, (flips[0] + flips[1]) / 2, atol=1e-6)
+    assert steps == [(1, 2), (2, 2)]
+    four = den.predict_u(u, 0.03, guide=g, self_ensemble=4)
+    np.testing.assert_allclose(four, np.mean(flips, axis=0), atol=1e-6)
+    assert den.self_ensemble == 2  # the default
+    np.testing.assert_allclose(den.predict_u(u, 0.03, guide=g), two, atol=1e-6)
+    with pytest.raises(ValueError, match="self-ensemble must be one of 1, 2, 4"):
+        den.denoise(np.full((32, 32), 1000, np.uint16), self_ensemble=3)
+
+
 def test_bad_scans_get_one_sentence(bag):
     den = untrained_singlepass()
     bad = bag.noisy[0].astype(np.float64)

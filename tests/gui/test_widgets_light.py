@@ -171,6 +171,9 @@ def test_denoise_widget_uses_the_models_defaults(make_napari_viewer, monkeypatch
     assert (
         submitted["tile"] == 128 and submitted["overlap"] == 16 and submitted["batch_size"] is None
     )
+    den.self_ensemble.value = 4
+    den.start()
+    assert submitted["self_ensemble"] == 4
     train = TrainWidget(viewer)
     assert train.method.value == options.DEFAULT_METHOD == "finetune"
     assert (train.lr.value, train.crop.value, train.minutes.value) == (

@@ -86,13 +86,14 @@ def denoise(
     tile: int | None = None,
     overlap: int | None = None,
     batch_size: int | None = None,
+    self_ensemble: int | None = None,
     physics: dict | None = None,
 ) -> dict:
     """Tiled denoising of a (C, Y, X) or (Y, X) scan; returns float32 counts.
 
-    ``None`` keeps the model's tile and overlap and the library's batch size (as the CLI).
-    ``physics``: dark/flat frames and a calibrated noise law, for the default
-    (single-pass) model only.
+    ``None`` keeps the model's tile, overlap and self-ensemble and the library's batch
+    size (as the CLI). ``physics``: dark/flat frames and a calibrated noise law, and
+    ``self_ensemble``, for the default (single-pass) model only.
     """
     from ..bands import apply_inside, find_edge_bands, frames_inside
     from ..core import OperationCancelled
@@ -104,6 +105,13 @@ def denoise(
             "Dark/flat frames and a calibrated detector apply to the default model "
             "and BM3D, not to blind-spot or AMSSD models; clear those fields."
         )
+    if self_ensemble is not None:
+        if getattr(model, "method", None) != "singlepass":
+            raise ValueError(
+                "Passes over flipped copies (self-ensemble) apply to the default model; "
+                "set that field to the model's own for blind-spot or AMSSD models."
+            )
+    passes = {} if self_ensemble is None else {"self_ensemble": self_ensemble}
     edges = find_edge_bands(image)
     physics = frames_inside(physics, edges, image.shape)  # cut like the scan
     try:
@@ -116,6 +124,7 @@ def denoise(
                 cancel=cancel,
                 on_progress=lambda done, total: report(done=int(done), total=int(total)),
                 **physics,
+                **passes,
             ),
             image,
             edges,

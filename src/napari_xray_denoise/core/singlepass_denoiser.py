@@ -8,7 +8,11 @@ Per channel of a scan (any size, any bit depth in a 16-bit file):
    the default) or given (calibrated: gain, offset, read noise);
 3. the network domain (``vst``): normalised generalized Anscombe and its noise level;
 4. one pass of the noise-conditioned network (whole image up to ``whole_limit`` pixels,
-   else overlapping tiles blended as in ``core.tiling``);
+   else overlapping tiles blended as in ``core.tiling``), or the mean of
+   ``self_ensemble`` passes over flipped copies (1, 2 or 4: the "self-ensemble" of Lim
+   et al. 2017; flips only, never transposes, so detector columns stay columns);
+   2 by default: +0.10 dB median (+0.05..+0.20) on the held-apart photographs for
+   twice the network time, 4: +0.16 dB;
 5. back to counts (algebraic inverse), streaks back, clipped to the code range.
 
 Saturated (clipped) pixels go through the network like every other pixel: it was trained
@@ -34,6 +38,20 @@ from .singlepass import SIZE_MULTIPLE, build_singlepass_model, is_guided
 from .tiling import OperationCancelled, predict_tiled
 
 NoiseSpec = str | noise_mod.NoiseModel | Sequence[noise_mod.NoiseModel] | None
+
+#: the flips (rows, columns) of each self-ensemble size: 1 pass, 2 (+ the belt direction
+#: reversed), 4 (+ the detector reversed, + both)
+_FLIPS = ((False, False), (True, False), (False, True), (True, True))
+SELF_ENSEMBLES = (1, 2, 4)
+
+
+def check_self_ensemble(n) -> int:
+    """``n`` as a valid self-ensemble size, else ``ValueError`` saying what is allowed."""
+    if isinstance(n, bool) or n not in SELF_ENSEMBLES:
+        raise ValueError(
+            f"self-ensemble must be one of {', '.join(map(str, SELF_ENSEMBLES))} passes, got {n!r}."
+        )
+    return int(n)
 
 
 def pad_to_multiple(image_hw: np.ndarray, multiple: int = SIZE_MULTIPLE):
@@ -81,6 +99,8 @@ class SinglePassDenoiser:
 
     #: pixels up to which a channel runs through the network in one piece
     whole_limit = 2048 * 2048
+    #: passes averaged at inference by default (``SELF_ENSEMBLES``)
+    self_ensemble = 2
     tile = 1024
     overlap = 64
 
@@ -127,11 +147,36 @@ class SinglePassDenoiser:
         return self._tile_fn
 
     def predict_u(
-        self, u: np.ndarray, sigma: float, *, guide=None, on_progress=None, cancel=None
+        self,
+        u: np.ndarray,
+        sigma: float,
+        *,
+        guide=None,
+        on_progress=None,
+        cancel=None,
+        self_ensemble: int | None = None,
     ) -> np.ndarray:
         """Network output for one channel in the network domain: float32 (Y, X).
         ``guide``: ``(g, sigma_g)``, the other energy in its network domain (guided
-        models; ignored by the others), or None (a single-energy scan)."""
+        models; ignored by the others), or None (a single-energy scan).
+        ``self_ensemble``: passes over flipped copies averaged (None: ``self_ensemble``)."""
+        n = check_self_ensemble(self.self_ensemble if self_ensemble is None else self_ensemble)
+        total = None
+        for k, (fy, fx) in enumerate(_FLIPS[:n]):
+
+            def flip(a, fy=fy, fx=fx):
+                return np.ascontiguousarray(a[:: -1 if fy else 1, :: -1 if fx else 1])
+
+            def progress(done, of, k=k):
+                if on_progress is not None:
+                    on_progress(k * of + done, n * of)
+
+            g = None if guide is None else (flip(guide[0]), guide[1])
+            out = flip(self._predict_once(flip(u), sigma, g, progress, cancel))
+            total = out if total is None else total + out
+        return total / n if n > 1 else total
+
+    def _predict_once(self, u, sigma, guide, on_progress, cancel) -> np.ndarray:
         h, w = u.shape
         channels = [u, np.full_like(u, sigma)]
         if self.guided:
@@ -191,6 +236,7 @@ class SinglePassDenoiser:
         flat=None,
         on_progress: Callable[[int, int], None] | None = None,
         cancel=None,
+        self_ensemble: int | None = None,
         **_ignored,
     ) -> np.ndarray:
         """Denoise a scan of counts; returns float32 counts of the same shape.
@@ -201,10 +247,13 @@ class SinglePassDenoiser:
         scan's air), ``"none"``, or a ``flatfield.FlatField``; ``dark``/``flat``: frames
         (2-D, or one value per column; a single frame for every channel or one per
         channel) that replace the estimate. ``on_progress(done, total)`` per channel (or
-        tile); ``cancel.is_set()`` raises ``OperationCancelled``. Other keywords of the
+        tile); ``cancel.is_set()`` raises ``OperationCancelled``. ``self_ensemble``: 1, 2
+        or 4 passes over flipped copies averaged (None: the class default, 2). Other keywords of the
         blind-spot ``Denoiser.denoise`` (tile, batch size, precision) are accepted and
         ignored. Raises ``ValueError`` with one sentence for unusable input.
         """
+        if self_ensemble is not None:
+            check_self_ensemble(self_ensemble)
         squeeze = np.ndim(scan) == 2
         counts = as_chw_counts(scan)
         n = counts.shape[0]
@@ -224,8 +273,9 @@ class SinglePassDenoiser:
 
             partner = prepared[1 - c] if n == 2 else None
             guide = None if partner is None else (partner["u"], partner["sigma"])
-            out[c] = self._finish(channel, guide, progress, cancel)
+            out[c] = self._finish(channel, guide, progress, cancel, self_ensemble)
             record = dict(channel["record"])
+            record["self_ensemble"] = self.self_ensemble if self_ensemble is None else self_ensemble
             if self.guided:
                 record["guide"] = "the other energy" if guide is not None else "none"
             self.last_noise.append(record)
@@ -241,11 +291,13 @@ class SinglePassDenoiser:
         flat=None,
         on_progress=None,
         cancel=None,
+        self_ensemble: int | None = None,
     ) -> tuple[np.ndarray, dict]:
         """One (Y, X) channel -> (float32 denoised counts, record of what was used); a
         guided model denoises it without a guide."""
         channel = self._prepare(counts_2d, noise, flatfield, dark, flat)
-        return self._finish(channel, None, on_progress, cancel), channel["record"]
+        out = self._finish(channel, None, on_progress, cancel, self_ensemble)
+        return out, channel["record"]
 
     def _prepare(self, counts_2d, noise, flatfield, dark, flat) -> dict:
         """Flat-field, noise law and network domain of one channel."""
@@ -278,10 +330,15 @@ class SinglePassDenoiser:
             "record": record,
         }
 
-    def _finish(self, channel: dict, guide, on_progress, cancel) -> np.ndarray:
+    def _finish(self, channel: dict, guide, on_progress, cancel, self_ensemble) -> np.ndarray:
         """The network, then back to counts: float32 (Y, X)."""
         u_hat = self.predict_u(
-            channel["u"], channel["sigma"], guide=guide, on_progress=on_progress, cancel=cancel
+            channel["u"],
+            channel["sigma"],
+            guide=guide,
+            on_progress=on_progress,
+            cancel=cancel,
+            self_ensemble=self_ensemble,
         )
         law, code_max = channel["law"], channel["code_max"]
         den = channel["flatfield"].undo(vst.from_network(u_hat, law.a, law.b, code_max))

@@ -75,6 +75,13 @@ class DenoiseWidget(JobWidgetMixin, Container):
             label="overlap",
             tooltip="tile overlap in pixels (the model's own is at least its receptive radius)",
         )
+        # passes over flipped copies, default model only ("model's" 0: options.DENOISE_DEFAULTS)
+        self.self_ensemble = ComboBox(
+            choices=[("model's (2)", 0)] + [(str(n), n) for n in options.SELF_ENSEMBLES],
+            value=0,
+            label="passes",
+            tooltip=options.SELF_ENSEMBLE_HELP,
+        )
         # detector physics for the default model and BM3D (empty / 0: estimate from the scan)
         self.dark_file = FileEdit(
             mode="r",
@@ -123,6 +130,7 @@ class DenoiseWidget(JobWidgetMixin, Container):
                 self.scan,
                 self.tile,
                 self.overlap,
+                self.self_ensemble,
                 self.dark_file,
                 self.flat_file,
                 self.gain,
@@ -193,6 +201,11 @@ class DenoiseWidget(JobWidgetMixin, Container):
                 raise ValueError("Choose a scan to denoise; open one first.")
             image = scan_array(layers)
             physics = self.physics_options()
+            if model_path == "bm3d" and self.self_ensemble.value:
+                raise ValueError(
+                    "Passes over flipped copies apply to the default model, not to BM3D; "
+                    "set passes to the model's own."
+                )
         except ValueError as exc:
             notify_error(exc)
             return None
@@ -239,6 +252,7 @@ class DenoiseWidget(JobWidgetMixin, Container):
         chosen = {
             "tile": self.tile.value if self.tile.value > 0 else None,
             "overlap": self.overlap.value if self.overlap.value >= 0 else None,
+            "self_ensemble": self.self_ensemble.value or None,
         }
         return {**options.DENOISE_DEFAULTS, **{k: v for k, v in chosen.items() if v is not None}}
 
