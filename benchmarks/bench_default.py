@@ -2,7 +2,8 @@
 
 Three test sets, none used in training (training: phantom bags 2000+, procedural scenes
 of ``synth`` and, from the photo-scene stage on, ``synth.photo_scene`` crops of
-PyWavelets' ``aero`` and ``ascent``; validation: bags 5000+):
+PyWavelets' ``aero`` and ``ascent`` and, from the textures stage on, two matplotlib
+sample images (``synth.training_photographs``); validation: bags 5000+):
 
 (a) ``phantom``: unseen phantom bags (scene seeds 900+, 480x800) at doses 500/2000/8000;
 (b) ``photos``: ten natural photographs from ``skimage.data`` (a source no training
@@ -14,7 +15,8 @@ PyWavelets' ``aero`` and ``ascent``; validation: bags 5000+):
 Per set and channel, PSNR/SSIM (range 65535, or 4095 for 12-bit scans) against the
 noise-free scan for: noisy; BM3D + GAT (``classical.bm3d_denoise``: the same column
 flat-field, saturated pixels denoised, noise fitted on the scan: the strongest honest
-version); the default model; the default model fine-tuned for ``--finetune-minutes``
+version); the default model (its default self-ensemble of 2 passes, and 1 pass); the default
+model fine-tuned for ``--finetune-minutes``
 CPU-minutes on that set's noisy scans (``core.finetune``); the shipped blind-spot model.
 Also: seconds per 640x1000 pair for the default model and BM3D + GAT in the same run,
 and peak memory (640x1000 pair, 4096x4096 channel) in fresh processes.
@@ -246,6 +248,14 @@ def stage_models(
             )
         for name, noisy, clean, code in scans:
             rows = _scores(label, set_name, name, default.denoise(noisy), clean, code)
+            rows += _scores(  # without the self-ensemble: one pass, half the time
+                f"{label}, 1 pass",
+                set_name,
+                name,
+                default.denoise(noisy, self_ensemble=1),
+                clean,
+                code,
+            )
             if tuned is not None:
                 rows += _scores(
                     f"{label} + {finetune_minutes:g} min fine-tune",
@@ -277,11 +287,14 @@ def stage_speed(results: dict) -> None:
     bag = make_bag((640, 1000), dose=2000.0, seed=990)
     default = load_model()
     default.denoise(bag.noisy)  # trace once
-    times = []
+    times, one_pass = [], []
     for _ in range(3):
         t0 = time.perf_counter()
         default.denoise(bag.noisy)
         times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        default.denoise(bag.noisy, self_ensemble=1)
+        one_pass.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     bm3d_denoise(bag.noisy)
     t_bm3d = time.perf_counter() - t0
@@ -290,6 +303,10 @@ def stage_speed(results: dict) -> None:
         "default_all_s": times,
         "bm3d_s": t_bm3d,
         "ratio": t_bm3d / min(times),
+        "self_ensemble": default.self_ensemble,
+        "default_1pass_s": min(one_pass),
+        "default_1pass_all_s": one_pass,
+        "ratio_1pass": t_bm3d / min(one_pass),
         "shape": "2x640x1000",
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
