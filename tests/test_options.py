@@ -36,7 +36,7 @@ def test_self_ensemble_sizes_are_the_models_own():
     from napari_xray_denoise.core.singlepass_denoiser import SELF_ENSEMBLES, SinglePassDenoiser
 
     assert options.SELF_ENSEMBLES == SELF_ENSEMBLES
-    assert SinglePassDenoiser.self_ensemble in SELF_ENSEMBLES
+    assert SinglePassDenoiser.self_ensemble == options.DEFAULT_SELF_ENSEMBLE
 
 
 def test_worker_denoise_job_leaves_batch_size_to_the_library():

@@ -50,6 +50,7 @@ import numpy as np
 
 from . import __version__, io
 from .bands import EdgeBands, apply_inside
+from .core.registry import DEFAULT_SELF_ENSEMBLE
 
 DEFAULT_MODEL = "default"
 REFERENCE_SUFFIX = "_clean"
@@ -768,11 +769,13 @@ def run(
         )
     model_sha = file_sha256(model_path)
     params = {"tile": tile, "overlap": overlap, "fuse": fuse, "colour": colour}
+    # the default model's passes per channel change its outputs too (not a job field)
+    inference = {"self_ensemble": DEFAULT_SELF_ENSEMBLE}
     job = BatchJob(
         out_dir=str(out.resolve()),
         model_path=str(model_path.resolve()),
         model_sha256=model_sha,
-        batch_hash=batch_hash(model_sha, params),
+        batch_hash=batch_hash(model_sha, {**params, **inference}),
         run_id=uuid.uuid4().hex[:12],
         force=force,
         score=score,

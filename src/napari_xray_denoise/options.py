@@ -7,12 +7,21 @@ checks ``core``'s training configurations against :data:`TRAIN_DEFAULTS`).
 
 from __future__ import annotations
 
-from .core.registry import BLINDSPOT_MODES, DEFAULT_METHOD, JOINT_OPTIONS, method_names
+from .core.registry import (
+    BLINDSPOT_MODES,
+    DEFAULT_METHOD,
+    DEFAULT_SELF_ENSEMBLE,
+    JOINT_OPTIONS,
+    SELF_ENSEMBLES,
+    method_names,
+)
 from .fusion import APPROX_RULES, DETAIL_RULES
 
 __all__ = [
     "BLINDSPOT_MODES",
     "DEFAULT_METHOD",
+    "DEFAULT_SELF_ENSEMBLE",
+    "SELF_ENSEMBLES",
     "TRAIN_METHODS",
 ]  # names from core.registry (TF-free)
 
@@ -82,8 +91,6 @@ TRAIN_DEFAULTS = {"steps": 2000, "batch_size": 8, "crop_size": 64, "learning_rat
 #: per call on a CPU, 8 on a GPU), and for the default model the passes over flipped copies
 #: averaged (the model's own: 2)
 DENOISE_DEFAULTS = {"tile": None, "overlap": None, "batch_size": None, "self_ensemble": None}
-#: the self-ensemble sizes offered (``core.singlepass_denoiser.SELF_ENSEMBLES``, TF-free here)
-SELF_ENSEMBLES = (1, 2, 4)
 SELF_ENSEMBLE_HELP = (
     "default model only: passes over flipped copies of the scan averaged, 1 (fastest), "
     "2 (the default) or 4 (about +0.06 dB more than 2, twice its time)"

@@ -25,6 +25,10 @@ from typing import Any
 BLINDSPOT_MODES = ("poissongaussian", "poisson", "gaussian", "uncalib", "mse")
 #: dual-energy variants of the blind-spot network (``auto`` = ``separate``)
 JOINT_OPTIONS = ("auto", "separate", "blind", "cross")
+#: the default (single-pass) model's self-ensemble sizes (passes over flipped copies
+#: averaged) and its own default (``singlepass_denoiser.SinglePassDenoiser.self_ensemble``)
+SELF_ENSEMBLES = (1, 2, 4)
+DEFAULT_SELF_ENSEMBLE = 2
 #: front-end options that only some kinds take; the others ignore them
 KIND_SPECIFIC_OPTIONS = frozenset(
     {"joint", "enc_filters", "dec_filters", "levels", "noise_per_scan", "width", "mode"}

@@ -34,6 +34,7 @@ from ..noise import calibrated_noise  # noqa: F401  (re-exported by core)
 from ._backend import keras, tf
 from .data import as_chw_counts
 from .model_file import read_model_file_of, save_model_file
+from .registry import DEFAULT_SELF_ENSEMBLE, SELF_ENSEMBLES
 from .singlepass import SIZE_MULTIPLE, build_singlepass_model, is_guided
 from .tiling import OperationCancelled, predict_tiled
 
@@ -42,7 +43,6 @@ NoiseSpec = str | noise_mod.NoiseModel | Sequence[noise_mod.NoiseModel] | None
 #: the flips (rows, columns) of each self-ensemble size: 1 pass, 2 (+ the belt direction
 #: reversed), 4 (+ the detector reversed, + both)
 _FLIPS = ((False, False), (True, False), (False, True), (True, True))
-SELF_ENSEMBLES = (1, 2, 4)
 
 
 def check_self_ensemble(n) -> int:
@@ -100,7 +100,7 @@ class SinglePassDenoiser:
     #: pixels up to which a channel runs through the network in one piece
     whole_limit = 2048 * 2048
     #: passes averaged at inference by default (``SELF_ENSEMBLES``)
-    self_ensemble = 2
+    self_ensemble = DEFAULT_SELF_ENSEMBLE
     tile = 1024
     overlap = 64
 
