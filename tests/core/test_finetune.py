@@ -35,6 +35,9 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
     assert len(losses["start"]) == len(losses["tuned"]) == 4  # 2 scans x 2 energies
     assert all(t <= s * (1 + 1e-4) for s, t in zip(losses["start"], losses["tuned"], strict=True))
     assert len(result.channel_gain_z) == 4
+    assert set(result.blends_channel_gain_z) == set(BLENDS)
+    assert all(len(z) == 4 for z in result.blends_channel_gain_z.values())
+    assert len(result.tuned_weights) == len(start.model.get_weights())
     meta = result.denoiser.metadata["finetune"]
     assert meta["blend"] in BLENDS and set(result.blends_tried) == set(BLENDS)
     # the blend kept is the qualifying one with the lowest held-back loss, and significant

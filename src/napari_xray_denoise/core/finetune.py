@@ -152,6 +152,12 @@ class FinetuneResult:
     gain_db: float | None = None
     #: per channel, the paired statistic (``gain_z``) of the best qualifying blend
     channel_gain_z: list = field(default_factory=list)
+    #: per blend tried (by ``t``), each channel's paired statistic: how every channel
+    #: moved, also when no blend qualified
+    blends_channel_gain_z: dict = field(default_factory=dict)
+    #: the tuned weights (``fit``'s best by validation) the blends were made from, kept
+    #: or not (for diagnosis); None when fitting never beat the start
+    tuned_weights: list | None = None
 
 
 @dataclass
@@ -403,6 +409,7 @@ def finetune_singlepass(
         return result
     # ``fit`` left its best-validation weights in ``model``: now blends, channel by channel
     tuned = [np.array(w) for w in model.get_weights()]
+    result.tuned_weights = tuned
     begin = [np.array(w) for w in start.model.get_weights()]
     start_channels = per_channel(start_crops)
 
@@ -414,6 +421,10 @@ def finetune_singlepass(
         set_blend(t)
         crops = val_crop_losses()
         result.blends_tried[t] = float(crops.mean())
+        result.blends_channel_gain_z[t] = [
+            gain_z(start_crops[val_channel == c], crops[val_channel == c])
+            for c in range(len(channels))
+        ]
         if np.all(per_channel(crops) <= start_channels) and (
             best is None or crops.mean() < best.mean()
         ):
