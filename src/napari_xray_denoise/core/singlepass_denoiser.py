@@ -11,8 +11,9 @@ Per channel of a scan (any size, any bit depth in a 16-bit file):
    else overlapping tiles blended as in ``core.tiling``), or the mean of
    ``self_ensemble`` passes over flipped copies (1, 2 or 4: the "self-ensemble" of Lim
    et al. 2017; flips only, never transposes, so detector columns stay columns);
-   2 by default: +0.09 dB median (+0.05..+0.19) on the held-apart photographs and +0.2 dB on phantom bags for
-   twice the network time (4: +0.06 dB more, measured on the 5.73 h model);
+   2 by default: +0.09 dB median (+0.05..+0.19) on the held-apart photographs and
+   +0.2 dB on phantom bags for twice the network time (4: +0.06 dB more than 2,
+   measured on the 5.73 h model);
 5. back to counts (algebraic inverse), streaks back, clipped to the code range.
 
 Saturated (clipped) pixels go through the network like every other pixel: it was trained
