@@ -15,9 +15,8 @@ sample images (``synth.training_photographs``); validation: bags 5000+):
 Per set and channel, PSNR/SSIM (range 65535, or 4095 for 12-bit scans) against the
 noise-free scan for: noisy; BM3D + GAT (``classical.bm3d_denoise``: the same column
 flat-field, saturated pixels denoised, noise fitted on the scan: the strongest honest
-version); the default model (its default self-ensemble of 2 passes, and 1 pass); the default
-model fine-tuned for ``--finetune-minutes``
-CPU-minutes on that set's noisy scans (``core.finetune``); the shipped blind-spot model.
+version); the default model (its default self-ensemble of 2 passes, and 1 pass); the
+default model fine-tuned for ``--finetune-minutes`` CPU-minutes on that set's noisy scans (``core.finetune``); the shipped blind-spot model.
 Also: seconds per 640x1000 pair for the default model and BM3D + GAT in the same run,
 and peak memory (640x1000 pair, 4096x4096 channel) in fresh processes.
 

@@ -17,6 +17,13 @@ from the guided model (the shipped default since 2026-11-30):
         --guided --init training_runs/guided/model.keras --learning-rate 2e-4 \
         --lr-half-life-steps 8000 --photo-fraction 0.5 --export training_runs/photos/export.keras
 
+The textures stage (two more training images, ``synth.training_photographs``), started
+from the photo stage at 1.75 h (its export is the shipped default since then):
+
+    python scripts/train_default_model.py --hours 1.45 --run-dir training_runs/textures \
+        --guided --init training_runs/photos/model.keras --learning-rate 1e-4 \
+        --lr-half-life-steps 10000 --photo-fraction 0.5 --export training_runs/textures/export.keras
+
 State lives in ``training_runs/default/`` (checkpoint, log.jsonl with the
 quality-vs-hours curve, config.json); the averaged model is exported to
 ``src/napari_xray_denoise/data/models/default.keras`` at every validation.

@@ -10,8 +10,8 @@ Two parts, numpy only (no TensorFlow):
   :func:`random_scene` picks a mix. :func:`photo_scene` adds natural-image texture: a
   photograph used as a depth map (random crop, scale, orientation, tone), alone or stacked
   with one procedural kind. Its photographs are two of PyWavelets' and two of
-  matplotlib's sample images (:func:`training_photographs`); the held-apart test scenes (natural photographs from
-  ``skimage.data``, see ``benchmarks/``) never enter training.
+  matplotlib's sample images (:func:`training_photographs`); the held-apart test scenes
+  (natural photographs from ``skimage.data``, see ``benchmarks/``) never enter training.
 - **Scanner**: :func:`scan_transmission` turns a transmission map into 16-bit detector
   counts with every trait of a line-scan baggage scanner named in the design notes:
   Poisson photon noise + Gaussian read noise (``Var = a * mean + b``), air at a white
@@ -359,10 +359,10 @@ def training_photographs() -> tuple[np.ndarray, ...]:
     ``skimage.data``'s cameraman, a held-apart test scene."""
     import imageio.v3 as iio
     import pywt.data
+    from skimage.color import rgb2gray
 
     photos = [np.asarray(f(), np.float32) / 255.0 for f in (pywt.data.aero, pywt.data.ascent)]
-    rgb = np.asarray(iio.imread(TEXTURES / "grace_hopper.jpg"), np.float64)
-    photos.append(_normalised(rgb[..., :3] @ np.array([0.2125, 0.7154, 0.0721])))
+    photos.append(_normalised(rgb2gray(iio.imread(TEXTURES / "grace_hopper.jpg"))))
     with np.load(TEXTURES / "jacksboro_fault_dem.npz") as dem:
         photos.append(_normalised(dem["elevation"]))
     return tuple(photos)

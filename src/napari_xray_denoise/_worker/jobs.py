@@ -105,12 +105,11 @@ def denoise(
             "Dark/flat frames and a calibrated detector apply to the default model "
             "and BM3D, not to blind-spot or AMSSD models; clear those fields."
         )
-    if self_ensemble is not None:
-        if getattr(model, "method", None) != "singlepass":
-            raise ValueError(
-                "Passes over flipped copies (self-ensemble) apply to the default model; "
-                "set that field to the model's own for blind-spot or AMSSD models."
-            )
+    if self_ensemble is not None and getattr(model, "method", None) != "singlepass":
+        raise ValueError(
+            "Passes over flipped copies (self-ensemble) apply to the default model; "
+            "set that field to the model's own for blind-spot or AMSSD models."
+        )
     passes = {} if self_ensemble is None else {"self_ensemble": self_ensemble}
     edges = find_edge_bands(image)
     physics = frames_inside(physics, edges, image.shape)  # cut like the scan

@@ -22,8 +22,8 @@ validation crops around them (at least ``val_crops_per_channel`` per channel) sc
 only their pixels, with the same R2R loss (fixed ``z``, ``alpha`` in [0.25, 0.5]: near
 the scan's own noise level), before and after, crop by crop. (A band of bottom rows, as
 held back until 2026-11, was not representative: on a photograph at two doses it
-gained 0.000 while the whole channel lost 0.14 dB.) The best weights by that loss and their blends with the
-start (``start + t * (tuned - start)``, ``t`` = 1, 7/8, ..., 1/8: weight-space
+gained 0.000 while the whole channel lost 0.14 dB.) The best weights by that loss and
+their blends with the start (``start + t * (tuned - start)``, ``t`` = 1, 7/8, ..., 1/8: weight-space
 ensembling, Wortsman et al. 2022) are then checked: a blend qualifies when no channel's
 held-back loss (each energy of each scan) went up; the qualifying blend with the lowest
 loss is kept only if its gain over the start is significant (the paired crop-by-crop
@@ -432,10 +432,7 @@ def finetune_singlepass(
     if best is not None:
         result.gain_z = gain_z(start_crops, best)
         result.gain_db = estimated_gain_db(start_crops, best, val_floor)
-        result.channel_gain_z = [
-            gain_z(start_crops[val_channel == c], best[val_channel == c])
-            for c in range(len(channels))
-        ]
+        result.channel_gain_z = result.blends_channel_gain_z[blend]
         result.channel_losses = {
             "start": start_channels.tolist(),
             "tuned": per_channel(best).tolist(),

@@ -249,12 +249,11 @@ class SinglePassDenoiser:
         (2-D, or one value per column; a single frame for every channel or one per
         channel) that replace the estimate. ``on_progress(done, total)`` per channel (or
         tile); ``cancel.is_set()`` raises ``OperationCancelled``. ``self_ensemble``: 1, 2
-        or 4 passes over flipped copies averaged (None: the class default, 2). Other keywords of the
-        blind-spot ``Denoiser.denoise`` (tile, batch size, precision) are accepted and
+        or 4 passes over flipped copies averaged (None: the class default, 2). Other
+        keywords of the blind-spot ``Denoiser.denoise`` (tile, batch size, precision) are accepted and
         ignored. Raises ``ValueError`` with one sentence for unusable input.
         """
-        if self_ensemble is not None:
-            check_self_ensemble(self_ensemble)
+        passes = check_self_ensemble(self.self_ensemble if self_ensemble is None else self_ensemble)
         squeeze = np.ndim(scan) == 2
         counts = as_chw_counts(scan)
         n = counts.shape[0]
@@ -274,9 +273,8 @@ class SinglePassDenoiser:
 
             partner = prepared[1 - c] if n == 2 else None
             guide = None if partner is None else (partner["u"], partner["sigma"])
-            out[c] = self._finish(channel, guide, progress, cancel, self_ensemble)
-            record = dict(channel["record"])
-            record["self_ensemble"] = self.self_ensemble if self_ensemble is None else self_ensemble
+            out[c] = self._finish(channel, guide, progress, cancel, passes)
+            record = dict(channel["record"], self_ensemble=passes)
             if self.guided:
                 record["guide"] = "the other energy" if guide is not None else "none"
             self.last_noise.append(record)

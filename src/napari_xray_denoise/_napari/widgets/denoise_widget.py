@@ -77,7 +77,8 @@ class DenoiseWidget(JobWidgetMixin, Container):
         )
         # passes over flipped copies, default model only ("model's" 0: options.DENOISE_DEFAULTS)
         self.self_ensemble = ComboBox(
-            choices=[("model's (2)", 0)] + [(str(n), n) for n in options.SELF_ENSEMBLES],
+            choices=[(f"model's ({options.DEFAULT_SELF_ENSEMBLE})", 0)]
+            + [(str(n), n) for n in options.SELF_ENSEMBLES],
             value=0,
             label="passes",
             tooltip=options.SELF_ENSEMBLE_HELP,
