@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._backend import REGISTER_PACKAGE, keras, tf
+from ._keras import REGISTER_PACKAGE, keras
 
 ops = keras.ops
 
@@ -254,13 +254,13 @@ class NoiseNormalise(keras.layers.Layer):
 
     def call(self, x):
         u, s = x[..., :1], x[..., 1:2]
-        mean = tf.nn.avg_pool2d(u, self.window, 1, "SAME")  # SAME excludes the padding
+        mean = ops.average_pool(u, self.window, 1, "same")  # "same" excludes the padding
         feats = [u, (u - mean) / s, s]
         if x.shape[-1] == 4:
             g, s_g = x[..., 2:3], x[..., 3:4]
-            g_mean = tf.nn.avg_pool2d(g, self.window, 1, "SAME")
-            feats += [g, tf.math.divide_no_nan(g - g_mean, s_g), s_g]
-        return tf.concat(feats, axis=-1)
+            g_mean = ops.average_pool(g, self.window, 1, "same")
+            feats += [g, ops.divide_no_nan(g - g_mean, s_g), s_g]
+        return ops.concatenate(feats, axis=-1)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], 6 if input_shape[-1] == 4 else 3)
@@ -275,7 +275,7 @@ class ScaledResidual(keras.layers.Layer):
 
     def call(self, inputs):
         x, r = inputs
-        return x[..., :1] + x[..., 1:2] * tf.cast(r, x.dtype)
+        return x[..., :1] + x[..., 1:2] * ops.cast(r, x.dtype)
 
     def compute_output_shape(self, input_shapes):
         return (*input_shapes[0][:-1], 1)

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 from ..io import atomic_write
-from ._backend import keras
+from ._keras import keras
 from .layers import custom_objects
 
 META_NAME = "xray_denoise_meta.json"

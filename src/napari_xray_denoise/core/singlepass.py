@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._backend import keras
+from ._keras import keras
 from .layers import NoiseNormalise, ScaledResidual
 
 #: multiple that input height and width must have
@@ -75,6 +75,30 @@ def build_singlepass_model(
     )(x)
     out = ScaledResidual(name="u_denoised", dtype="float32")([inp, residual])
     return keras.Model(inp, out, name="singlepass_unet")
+
+
+def weighted_loss(inputs, targets, outputs):
+    """The training loss on simulated pairs (any Keras backend): the mean over samples of
+    log(per-sample mean of (out - target)^2 / sigma^2 * (0.05 + target^2)).
+
+    Dividing by the noise variance makes every dose weigh the same; ``0.05 + target^2``
+    follows the squared error in counts (``d counts ~ u du``; the floor keeps dark regions
+    in the objective); the log of the per-crop mean is the mean PSNR gain, so crops where
+    the network can gain 15 dB (smooth, low dose) count as much as those where it can gain
+    3 dB (a plain mean let textured high-dose crops drown them: phantom bags stayed 3-4 dB
+    under BM3D after 4600 steps)."""
+    ops = keras.ops
+    sigma = inputs[..., 1:2]
+    err = ops.cast(outputs, "float32") - targets
+    per_sample = ops.mean(ops.square(err / sigma) * (0.05 + ops.square(targets)), axis=(1, 2, 3))
+    return ops.mean(ops.log(per_sample + 1e-6))
+
+
+def gain_db(inputs: np.ndarray, targets: np.ndarray, outputs: np.ndarray) -> float:
+    """Median over samples of 10 log10(MSE noisy / MSE denoised) in the network domain."""
+    noisy = np.mean(np.square(inputs[..., :1] - targets), axis=(1, 2, 3))
+    den = np.mean(np.square(outputs - targets), axis=(1, 2, 3))
+    return float(np.median(10 * np.log10(noisy / np.maximum(den, 1e-20))))
 
 
 def is_guided(model: keras.Model) -> bool:

@@ -44,7 +44,14 @@ from .simdata import (
     phantom_transmissions,
     validation_set,
 )
-from .singlepass import DEFAULT_WIDTHS, build_singlepass_model, guided_from, is_guided
+from .singlepass import (
+    DEFAULT_WIDTHS,
+    build_singlepass_model,
+    gain_db,
+    guided_from,
+    is_guided,
+    weighted_loss,
+)
 
 
 @dataclass
@@ -68,25 +75,6 @@ class LongRunConfig:
     #: of the non-phantom crops, the fraction with natural-image texture
     #: (``SimSettings.photo_fraction``)
     photo_fraction: float = 0.0
-
-
-def weighted_loss(inputs, targets, outputs):
-    """Mean over samples of log(per-sample mean of (out - target)^2 / sigma^2 * (0.05 +
-    target^2)) (see module docstring): the mean PSNR gain, so that crops where the network
-    can gain 15 dB (smooth, low dose) count as much as those where it can gain 3 dB."""
-    sigma = inputs[..., 1:2]
-    err = tf.cast(outputs, tf.float32) - targets
-    per_sample = tf.reduce_mean(
-        tf.square(err / sigma) * (0.05 + tf.square(targets)), axis=[1, 2, 3]
-    )
-    return tf.reduce_mean(tf.math.log(per_sample + 1e-6))
-
-
-def gain_db(inputs: np.ndarray, targets: np.ndarray, outputs: np.ndarray) -> float:
-    """Median over samples of 10 log10(MSE noisy / MSE denoised) in the network domain."""
-    noisy = np.mean(np.square(inputs[..., :1] - targets), axis=(1, 2, 3))
-    den = np.mean(np.square(outputs - targets), axis=(1, 2, 3))
-    return float(np.median(10 * np.log10(noisy / np.maximum(den, 1e-20))))
 
 
 def singlepass_metadata(
