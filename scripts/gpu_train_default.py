@@ -39,6 +39,8 @@ WORKER_SEED_STRIDE = 5000
 
 def _worker(w: int, seed: int, chunk: int, photo_fraction: float, pool_bags: int, queue, stop):
     """Fill ``queue`` with ``(inputs, targets)`` chunks of ``chunk`` guided pairs."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"  # one core per worker: the workers are the parallelism
     import numpy as np
 
     from napari_xray_denoise.core.simdata import PairSampler, SimSettings, phantom_transmissions
@@ -62,6 +64,13 @@ def _worker(w: int, seed: int, chunk: int, photo_fraction: float, pool_bags: int
             sampler.refresh()
 
 
+def _device_name() -> str:
+    import jax
+
+    device = jax.devices()[0]
+    return f"{getattr(device, 'device_kind', '')} ({device})".strip()
+
+
 def time_network(model, out: Path, repeats: int) -> dict:
     """Seconds per 640x1000 dual-energy pair through the network: both energies (each
     guided by the other) as one batch, times the self-ensemble passes; host to device,
@@ -73,7 +82,7 @@ def time_network(model, out: Path, repeats: int) -> dict:
     ntv = [v.value for v in model.non_trainable_variables]
     fn = jax.jit(lambda tv, ntv, x: model.stateless_call(tv, ntv, x, training=False)[0])
     rng = np.random.default_rng(0)
-    result = {"device": str(jax.devices()[0]), "backend": jax.default_backend(), "repeats": repeats}
+    result = {"device": _device_name(), "backend": jax.default_backend(), "repeats": repeats}
     for passes in (1, 2):
         x = rng.uniform(0.2, 0.8, (2 * passes, 640, 1000, 4)).astype(np.float32)
         x[..., 1] = x[..., 3] = 0.02
@@ -112,7 +121,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-reuse", type=int, default=3, help="uses of a batch while data lag")
     p.add_argument("--photo-fraction", type=float, default=0.5)
     p.add_argument("--val-every-minutes", type=float, default=1.5)
-    p.add_argument("--timing-repeats", type=int, default=30)
+    p.add_argument("--timing-repeats", type=int, default=30, help="0: no timing")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -145,7 +154,8 @@ def main(argv=None) -> int:
     model, meta = read_model_file_of(args.init, "singlepass")
     if not is_guided(model):
         raise SystemExit(f"{args.init} is not a guided model; this script continues guided ones.")
-    timing = time_network(model, out, args.timing_repeats)
+    if args.timing_repeats:
+        time_network(model, out, args.timing_repeats)
 
     val_x, val_t = validation_set(crop=128, guided=True)
     tv = [v.value for v in model.trainable_variables]
@@ -213,7 +223,13 @@ def main(argv=None) -> int:
             gain = validate(weights)
             record[f"val_gain_db_{which}"] = round(gain, 4)
             if gain > best["gain"]:
-                best = {"gain": gain, "weights": [np.asarray(w) for w in weights], "which": which}
+                best = {
+                    "gain": gain,
+                    "weights": [np.asarray(w) for w in weights],
+                    "which": which,
+                    "step": step,
+                    "seconds": elapsed,
+                }
                 record_improved = True
         record["steps_per_s"] = round(step / max(elapsed, 1e-9), 2)
         record["pairs_per_s_fresh"] = round(fresh * args.batch / max(elapsed, 1e-9), 1)
@@ -228,10 +244,10 @@ def main(argv=None) -> int:
                 {
                     "run": "scripts/gpu_train_default.py",
                     "kind": "guided, photo scenes; continued on a GPU (JAX backend)",
-                    "hours": round(elapsed / 3600, 3),
-                    "steps": step,
+                    "hours": round(best["seconds"] / 3600, 3),
+                    "steps": best["step"],
                     "batch": args.batch,
-                    "device": timing["device"],
+                    "device": _device_name(),
                     "lr": [args.lr, args.min_lr],
                     "weights": best["which"],
                 }
@@ -239,8 +255,8 @@ def main(argv=None) -> int:
             training = dict(meta["training"])
             training.update(
                 stages=stages,
-                hours=round(float(training.get("hours", 0.0)) + elapsed / 3600, 3),
-                steps=int(training.get("steps", 0)) + step,
+                hours=round(float(training.get("hours", 0.0)) + best["seconds"] / 3600, 3),
+                steps=best["step"],  # this stage's (the earlier ones: ``stages``)
                 val_gain_db=best["gain"],
             )
             save_model_file(model, {**meta, "training": training}, out / "model.keras")

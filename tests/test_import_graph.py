@@ -101,3 +101,41 @@ def test_layers_import_downwards_only():
             continue
         bad = {i for i in imports if i in front or i.removeprefix(f"{PACKAGE}.").startswith(upper)}
         assert not bad, f"{module} imports {sorted(bad)}"
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+#: the modules that run on any Keras backend (``core._keras``): the network, its layers,
+#: model files and the simulated training pairs (``scripts/gpu_train_default.py`` runs
+#: them on JAX, on a machine without TensorFlow)
+BACKEND_NEUTRAL = ("_keras", "layers", "singlepass", "model_file", "simdata")
+
+
+def _imports_tensorflow(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        if any(n == "tensorflow" or n.startswith("tensorflow.") for n in names):
+            return True
+    return False
+
+
+def test_backend_neutral_modules_never_reach_tensorflow():
+    graph, modules = import_graph(), _modules()
+    assert _imports_tensorflow(modules[f"{PACKAGE}.core._backend"])  # the check sees it
+    for short in BACKEND_NEUTRAL:
+        name = f"{PACKAGE}.core.{short}"
+        reached = _reachable(graph, name) | {name}
+        assert f"{PACKAGE}.core._backend" not in reached, f"{name} reaches core._backend"
+        bad = sorted(m for m in reached if _imports_tensorflow(modules[m]))
+        assert not bad, f"{name} reaches TensorFlow through {bad}"

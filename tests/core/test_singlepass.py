@@ -276,3 +276,42 @@ def test_photo_fraction_mixes_natural_texture_into_the_scenes(monkeypatch):
     calls.update(photo=0, procedural=0)
     PairSampler([], rng, crop=32, settings=SimSettings(phantom_fraction=0.0)).batch(10)
     assert calls == {"photo": 0, "procedural": 10}  # the default: procedural scenes only
+
+
+_JAX_CHECK = """
+import os, sys, json
+os.environ["KERAS_BACKEND"] = "jax"
+import numpy as np
+from napari_xray_denoise.core.model_file import read_model_file_of
+from napari_xray_denoise.core.registry import default_model_path
+model, _ = read_model_file_of(default_model_path(), "singlepass")
+x = np.load(sys.argv[1])
+out = np.asarray(model(x, training=False))
+np.save(sys.argv[2], out)
+print(json.dumps({"tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+def test_the_network_gives_the_same_output_on_jax(tmp_path):
+    """``scripts/gpu_train_default.py`` trains and times the network on Keras's JAX
+    backend (a GPU machine without TensorFlow): the shipped model must compute the same
+    there, without importing TensorFlow."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed here (only the GPU training script needs it)")
+    from napari_xray_denoise.core.simdata import validation_set
+
+    x, _ = validation_set(n_bags=1, n_scenes=4, crop=64, guided=True)
+    np.save(tmp_path / "x.npy", x)
+    done = subprocess.run(
+        [sys.executable, "-c", _JAX_CHECK, str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"tensorflow": False}
+    model = load_model().model
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model(x).numpy(), atol=2e-5)
