@@ -241,6 +241,7 @@ def stage_models(
                 "channel_losses": ft.channel_losses,
                 "channel_gain_z": ft.channel_gain_z,
                 "blends_channel_gain_z": ft.blends_channel_gain_z,
+                "blends_sure_db": ft.blends_sure_db,
             }
             print(
                 f"fine-tuned on {set_name}: {results['runs'][f'finetune_{label}_{set_name}']}",

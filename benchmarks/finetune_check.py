@@ -2,8 +2,10 @@
 
 Fine-tunes the shipped default model on set (b) of ``bench_default.py`` (the held-apart
 photographs) for MINUTES, as the benchmark does, then for every blend of start and tuned
-weights prints each channel's held-back paired statistic (``gain_z``) beside its true
-PSNR change (one pass) against the start, and writes them to OUT (JSON). For choosing
+weights prints each channel's held-back paired statistic (``gain_z``) and SURE gains
+(held-back pixels, whole crops) beside its true PSNR change (one pass) against the
+start, writes them to OUT (JSON) and the start and tuned weights beside it (OUT with
+``.npz``, to try other scores offline). For choosing
 the acceptance rule of ``core.finetune`` from evidence, not for ``make bench``:
 
     python benchmarks/finetune_check.py 10 /tmp/finetune_check.json
@@ -31,7 +33,17 @@ scans = photo_scans()
 start = load_model()
 t0 = time.time()
 r = finetune_singlepass(start, [s[1] for s in scans], FinetuneConfig(minutes=float(sys.argv[1])))
-print("steps", r.steps, "kept", r.kept_start, "secs", time.time() - t0, flush=True)
+print(
+    "steps",
+    r.steps,
+    "kept",
+    r.kept_start,
+    "blend",
+    None if r.kept_start else r.denoiser.metadata["finetune"]["blend"],
+    "secs",
+    time.time() - t0,
+    flush=True,
+)
 
 
 def psnrs(den):
@@ -45,6 +57,12 @@ def psnrs(den):
 base = psnrs(start)
 res = {"steps": r.steps, "blends_tried": r.blends_tried, "z": {}, "dpsnr": {}}
 if r.tuned_weights is not None:
+    # the start and tuned weights beside OUT, to try other acceptance scores offline
+    np.savez(
+        Path(sys.argv[2]).with_suffix(".npz"),
+        *[np.asarray(w) for w in start.model.get_weights()],
+        *[np.asarray(w) for w in r.tuned_weights],
+    )
     begin = [np.array(w) for w in start.model.get_weights()]
     from napari_xray_denoise.core._backend import keras
     from napari_xray_denoise.core.singlepass_denoiser import SinglePassDenoiser
@@ -57,6 +75,15 @@ if r.tuned_weights is not None:
         z = np.array(r.blends_channel_gain_z[t])
         res["z"][t] = z.tolist()
         res["dpsnr"][t] = d.tolist()
+        res.setdefault("sure_db", {})[t] = r.blends_sure_db[t]
+        for where, v in r.blends_sure_db[t].items():
+            v = np.array(v, dtype=float)
+            ok = np.isfinite(v)
+            print(
+                f"t={t}: SURE ({where}) min {np.nanmin(v):+.3f}, channels down {(v < 0).sum()}, "
+                f"corr with dPSNR {np.corrcoef(v[ok], d[ok])[0, 1]:+.2f}",
+                flush=True,
+            )
         print(
             f"t={t}: dPSNR median {np.median(d):+.3f} min {d.min():+.3f} losers {(d < 0).sum()} | z min {z.min():+.2f} (ch {z.argmin()}, dPSNR {d[z.argmin()]:+.3f}) | z<0: {(z < 0).sum()} z<-1: {(z < -1).sum()} z<-2: {(z < -2).sum()} | corr {np.corrcoef(z, d)[0, 1]:+.2f}",
             flush=True,

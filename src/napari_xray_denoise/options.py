@@ -47,14 +47,14 @@ def finetune_verdict(metadata: dict) -> str:
     steps = tuned.get("steps", "?")
     if tuned.get("kept_start"):
         return (
-            f"fine-tuned {steps} steps; no significant gain without a loss on the held-back "
-            "crops: kept the starting model"
+            f"fine-tuned {steps} steps; no significant gain without a channel getting worse "
+            "(SURE on the scan, held-back crops): kept the starting model"
         )
     return (
-        f"fine-tuned {steps} steps; held-back error down by an estimated "
-        f"{tuned.get('gain_db_estimated', float('nan')):.2f} dB "
-        f"({tuned.get('gain_z', float('nan')):.1f} standard errors), no channel worse; weights "
-        f"start + {tuned.get('blend', 1.0):g} x change"
+        f"fine-tuned {steps} steps; error down by an estimated "
+        f"{tuned.get('gain_db_estimated', float('nan')):.2f} dB (median channel, SURE), no "
+        f"channel worse; held-back loss down {tuned.get('gain_z', float('nan')):.1f} standard "
+        f"errors; weights start + {tuned.get('blend', 1.0):g} x change"
     )
 
 

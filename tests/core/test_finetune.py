@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from napari_xray_denoise.core.finetune import BLENDS, FinetuneConfig, finetune_singlepass, gain_z
+from napari_xray_denoise.core.finetune import (
+    BLENDS,
+    FinetuneConfig,
+    finetune_singlepass,
+    gain_z,
+    mc_sure,
+)
 from napari_xray_denoise.core.singlepass_denoiser import untrained_singlepass
 from napari_xray_denoise.phantom import make_bag
 
@@ -30,10 +36,15 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
     assert result.steps == 120 and not result.kept_start
     assert result.val_loss_best < result.val_loss_start
     assert result.denoiser is not start and result.denoiser.metadata["finetune"]["steps"] == 120
-    # channel by channel, on the same held-back crops: none is worse than with the start
+    # channel by channel, SURE on the raw scan: none is worse than with the start, over
+    # its held-back pixels or over whole crops
     losses = result.channel_losses
-    assert len(losses["start"]) == len(losses["tuned"]) == 4  # 2 scans x 2 energies
-    assert all(t <= s * (1 + 1e-4) for s, t in zip(losses["start"], losses["tuned"], strict=True))
+    for where in ("held", "all"):
+        start_err, tuned_err = losses[f"start_{where}"], losses[f"tuned_{where}"]
+        assert len(start_err) == len(tuned_err) == 4  # 2 scans x 2 energies
+        assert all(t <= s for s, t in zip(start_err, tuned_err, strict=True))
+    assert set(result.blends_sure_db) == set(BLENDS)
+    assert all(len(v["held"]) == len(v["all"]) == 4 for v in result.blends_sure_db.values())
     assert len(result.channel_gain_z) == 4
     assert set(result.blends_channel_gain_z) == set(BLENDS)
     assert all(len(z) == 4 for z in result.blends_channel_gain_z.values())
@@ -44,6 +55,9 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
     assert result.val_loss_best == pytest.approx(result.blends_tried[meta["blend"]])
     assert meta["gain_z"] > 2.0 and meta["gain_db_estimated"] >= 0.1
     assert meta["gain_db_estimated"] == pytest.approx(result.gain_db, abs=1e-3)
+    assert result.gain_db == pytest.approx(
+        np.nanmedian(result.blends_sure_db[meta["blend"]]["all"])
+    )
     out = result.denoiser.denoise(scans[0])
     assert out.shape == scans[0].shape and np.all(np.isfinite(out))
 
@@ -162,39 +176,6 @@ def test_an_insignificant_gain_keeps_the_starting_model(scans, demand):
     assert set(result.blends_tried) == set(BLENDS)
 
 
-def test_noise_floor_is_the_part_of_the_r2r_loss_no_model_removes():
-    """R2R pairs of a known clean crop: the loss of the clean crop itself (a perfect
-    model) is the floor; the loss of the noisy input (the identity) is the floor plus
-    the input's own error, which here is known too."""
-    from napari_xray_denoise.core.finetune import _r2r_pair, estimated_gain_db, noise_floor
-
-    rng = np.random.default_rng(5)
-    s = 0.05
-    yy, xx = np.mgrid[:128, :128] / 128.0
-    pairs, cleans = [], []
-    for _ in range(48):
-        clean = (0.3 + 0.5 * np.sin(6 * xx + rng.uniform(0, 6)) * yy).astype(np.float32)
-        noisy = clean + s * rng.standard_normal(clean.shape).astype(np.float32)
-        pairs.append(_r2r_pair(noisy, s, rng, (0.25, 0.5)))
-        cleans.append(clean)
-    x = np.stack([p[0] for p in pairs])
-    t = np.stack([p[1] for p in pairs])[..., 0]
-    level, inp = x[..., 1], x[..., 0]
-
-    def loss(out):  # the loss of ``finetune_singlepass``, crop by crop
-        return (((out - t) / level) ** 2 * (0.05 + inp**2)).mean(axis=(1, 2))
-
-    floor = noise_floor(x, np.full(len(x), s))
-    perfect, identity = loss(np.stack(cleans)), loss(inp)
-    w = (0.05 + inp.astype(np.float64) ** 2).mean(axis=(1, 2))
-    assert abs((perfect - floor).sum()) < 0.02 * floor.sum()
-    # the identity's error: the input noise (variance = level^2) weighted by w
-    np.testing.assert_allclose((identity - floor).sum(), w.sum(), rtol=0.15)
-    gain = estimated_gain_db(identity, 0.5 * (identity + floor), floor)  # error halved
-    assert gain == pytest.approx(10 * np.log10(2))
-    assert np.isnan(estimated_gain_db(floor - 1e-3, floor - 2e-3, floor))
-
-
 def test_the_simulated_half_keeps_the_scene_mix_the_model_was_trained_on():
     from napari_xray_denoise.core.finetune import _photo_fraction
 
@@ -205,3 +186,31 @@ def test_the_simulated_half_keeps_the_scene_mix_the_model_was_trained_on():
     assert _photo_fraction(start, FinetuneConfig(photo_fraction=0.2)) == 0.2
     start.metadata["training"] = {"config": {"photo_fraction": "lots"}}  # a foreign file
     assert _photo_fraction(start, FinetuneConfig()) == 0.0
+
+
+def test_mc_sure_estimates_the_error_against_the_clean_image_from_the_noisy_one():
+    """SURE needs no clean image: for a smoothing filter, the identity and a bad filter
+    its mean is the true mean squared error within a few percent."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    clean = ndimage.gaussian_filter(rng.uniform(0.2, 0.8, (256, 256)), 3.0)
+    sigma = 0.05
+    noisy = clean + sigma * rng.standard_normal(clean.shape)
+    probe = rng.standard_normal(clean.shape)
+    eps = 0.1 * sigma
+    filters = {
+        "smooth": lambda y: ndimage.gaussian_filter(y, 1.5),
+        "identity": lambda y: y,
+        "too smooth": lambda y: ndimage.uniform_filter(y, 15),
+    }
+    for name, f in filters.items():
+        sure = mc_sure(f(noisy), f(noisy + eps * probe), noisy, sigma, probe, eps).mean()
+        true = np.mean((f(noisy) - clean) ** 2)
+        assert sure == pytest.approx(true, rel=0.05), name
+    # it orders them as the truth does
+    errs = {
+        n: mc_sure(f(noisy), f(noisy + eps * probe), noisy, sigma, probe, eps).mean()
+        for n, f in filters.items()
+    }
+    assert errs["smooth"] < errs["identity"]

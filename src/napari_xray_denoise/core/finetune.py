@@ -17,25 +17,33 @@ the default training (``(out - target)^2 / s^2 * (0.05 + input^2)``).
 
 Never worse than the start: in every channel, blocks of ``val_block`` pixels scattered
 over the whole scan (``val_fraction`` of it, chosen at random) are held back: they stay
-in the network's input but are masked out of the training loss, and a fixed set of
-validation crops around them (at least ``val_crops_per_channel`` per channel) scores
-only their pixels, with the same R2R loss (fixed ``z``, ``alpha`` in [0.25, 0.5]: near
-the scan's own noise level), before and after, crop by crop. (A band of bottom rows, as
-held back until 2026-11, was not representative: on a photograph at two doses it
-gained 0.000 while the whole channel lost 0.14 dB.) The best weights by that loss and
-their blends with the start (``start + t * (tuned - start)``, ``t`` = 1, 7/8, ..., 1/8: weight-space
-ensembling, Wortsman et al. 2022) are then checked: a blend qualifies when no channel's
-held-back loss (each energy of each scan) went up; the qualifying blend with the lowest
-loss is kept only if its gain over the start is significant (the paired crop-by-crop
-differences: mean above ``significance`` standard errors, ``gain_z``) and large enough
-to matter (the held-back error, the loss less the target noise's known share
-``noise_floor``, estimated to fall by ``min_gain_db`` or more), else the starting model
-is returned unchanged (``FinetuneResult.kept_start``). Measured on ten photographs at
-two doses with none of these checks: the median channel gained 0.5 dB, but 4 of 40 lost
-up to 0.8 dB; checked scan by scan (both energies together) one channel still lost 0.06
-dB; on unseen phantom bags, a significant but tiny gain (0.005% of the loss) came with
-PSNR changes of -0.06 to +0.01 dB. Each channel's own paired statistic is recorded too
-(``FinetuneResult.channel_gain_z``).
+in the network's input but are masked out of the training loss. Training picks its best
+weights by the R2R loss on validation crops around them (fixed ``z``, ``alpha`` in
+[0.25, 0.5]: near the scan's own noise level; only held-back pixels scored). The best
+weights and their blends with the start (``start + t * (tuned - start)``, ``t`` = 1,
+7/8, ..., 1/8: weight-space ensembling, Wortsman et al. 2022) are then checked on the
+raw scan, at its own noise, with Monte-Carlo SURE (``mc_sure``: Stein's unbiased
+estimate of the squared error against the clean scan, from the noisy one, in the network
+domain where the noise is close to Gaussian with a known std): a blend qualifies when no
+channel's (each energy of each scan) SURE error went up, neither over its held-back
+pixels nor over whole crops around them; the qualifying blend with the largest median
+SURE gain is kept only if that gain is at least ``min_gain_db`` and the held-back R2R
+loss fell significantly (the paired crop-by-crop differences: mean above
+``significance`` standard errors, ``gain_z``), else the starting model is returned
+unchanged (``FinetuneResult.kept_start``).
+
+Why SURE (measured on set (b) of ``benchmarks/bench_default.py``, ten photographs at two
+doses, 2026-11-30; ``benchmarks/finetune_check.py``): the per-channel R2R held-back
+statistic correlated +0.34..+0.51 with the true per-channel PSNR change over the blends
+and blocked every blend (a channel that truly gained showed a small rise); per-channel
+SURE over whole channels correlated +0.93..+0.97. SURE can still be optimistic where the
+noise is not what it assumes (two channels that truly lost 0.08 and 0.38 dB at ``t`` = 1
+showed SURE gains or smaller losses, likely residual column streaks: correlated noise
+neither R2R nor SURE sees); requiring the held-back pixels to agree as well chose
+``t`` = 3/8 there, where every channel gained (median +0.22 dB). Earlier, with none of
+these checks: the median channel gained 0.5 dB, but 4 of 40 lost up to 0.8 dB. The
+statistics of every blend are recorded (``FinetuneResult.blends_sure_db``,
+``blends_channel_gain_z``).
 """
 
 from __future__ import annotations
@@ -84,6 +92,13 @@ class FinetuneConfig:
     min_gain_db: float = 0.02
     val_every: int = 100
     seed: int = 0
+    #: the check's pixel weights, ``val_weight_floor + input^2``: 0 weighs the squared
+    #: error as PSNR does, in counts (``d counts ~ u du``); the training's floor, 0.05,
+    #: gives dark regions a share PSNR does not (the check blocked a channel whose PSNR
+    #: rose while its floor-weighted loss rose, 2026-11-30)
+    val_weight_floor: float = 0.0
+    #: crops per channel (around held-back blocks) the SURE check scores (``mc_sure``)
+    sure_crops_per_channel: int = 16
 
 
 #: the blends of start and tuned weights tried, ``start + t * (tuned - start)``
@@ -103,33 +118,25 @@ def gain_z(start: np.ndarray, tuned: np.ndarray) -> float:
     return mean / se
 
 
-def noise_floor(
-    inputs: np.ndarray, sigma: np.ndarray, mask: np.ndarray | None = None
+def mc_sure(
+    out: np.ndarray,
+    out_probed: np.ndarray,
+    noisy: np.ndarray,
+    sigma,
+    probe: np.ndarray,
+    eps,
 ) -> np.ndarray:
-    """The part of each crop's R2R loss that no model can remove: the target's own noise.
-
-    ``inputs``: packed (N, Y, X, >=2) crops (the noisy input, then its noise level
-    ``s * sqrt(1 + alpha^2)``), ``sigma``: each crop's ``s``. The target's noise (variance
-    ``s^2 (1 + 1 / alpha^2)``) is independent of the input's, so with the loss's weights
-    ``w = 0.05 + input^2`` and its division by the level squared it adds
-    ``mean(w) / alpha^2`` to the crop's expected loss; the rest is the weighted error
-    against the clean crop. ``mask`` (N, Y, X): the pixels the loss scores (all if None),
-    the loss being the mean over them."""
-    alpha2 = (inputs[..., 1].mean(axis=(1, 2)) / np.asarray(sigma)) ** 2 - 1.0
-    w = 0.05 + inputs[..., 0].astype(np.float64) ** 2
-    m = np.ones_like(w) if mask is None else np.asarray(mask, np.float64)
-    return (w * m).sum(axis=(1, 2)) / np.maximum(m.sum(axis=(1, 2)), 1.0) / alpha2
-
-
-def estimated_gain_db(start: np.ndarray, tuned: np.ndarray, floor: np.ndarray) -> float:
-    """The drop of the held-back error (the per-crop losses less ``noise_floor``) from
-    ``start`` to ``tuned``, in dB; NaN when the start's error is not measurably above the
-    floor (the estimate would mean nothing)."""
-    err_start = float(np.sum(np.asarray(start, np.float64) - floor))
-    err_tuned = float(np.sum(np.asarray(tuned, np.float64) - floor))
-    if err_start <= 0 or err_tuned <= 0:
-        return math.nan
-    return 10.0 * math.log10(err_start / err_tuned)
+    """Per-pixel Monte-Carlo SURE (Stein's unbiased risk estimate; Ramani et al. 2008):
+    ``(out - noisy)^2 - sigma^2 + 2 sigma^2 div``, the divergence estimated with one
+    probe: ``div ~ probe * (out_probed - out) / eps``, ``out_probed`` the output for
+    ``noisy + eps * probe``. Its mean over pixels estimates the mean squared error of
+    ``out`` against the clean image when the noise is Gaussian, independent, of std
+    ``sigma`` (the network domain's, by construction of ``vst``), from the noisy image
+    alone. ``sigma`` and ``eps`` broadcast against the images."""
+    out = np.asarray(out, np.float64)
+    sigma2 = np.square(np.asarray(sigma, np.float64))
+    div = probe * (np.asarray(out_probed, np.float64) - out) / eps
+    return np.square(out - noisy) - sigma2 + 2.0 * sigma2 * div
 
 
 @dataclass
@@ -141,20 +148,23 @@ class FinetuneResult:
     val_loss_best: float = math.nan
     kept_start: bool = False
     history: list = field(default_factory=list)
-    #: per channel (each energy of each scan, in order), the held-back loss of the start
-    #: and of the best qualifying blend
+    #: per channel (each energy of each scan, in order), the SURE errors of the start and
+    #: of the blend kept, over held-back pixels and over whole crops
     channel_losses: dict = field(default_factory=dict)
-    #: the mean held-back loss of every blend tried, by ``t``
+    #: the mean held-back (R2R) loss of every blend tried, by ``t``
     blends_tried: dict = field(default_factory=dict)
     #: the best qualifying blend's gain in standard errors (``gain_z``); None: none qualified
     gain_z: float | None = None
-    #: ... and its estimated drop of the held-back error, dB (``estimated_gain_db``)
+    #: ... and its median SURE gain over the channels (whole crops), dB
     gain_db: float | None = None
     #: per channel, the paired statistic (``gain_z``) of the best qualifying blend
     channel_gain_z: list = field(default_factory=list)
     #: per blend tried (by ``t``), each channel's paired statistic: how every channel
     #: moved, also when no blend qualified
     blends_channel_gain_z: dict = field(default_factory=dict)
+    #: per blend tried (by ``t``), each channel's SURE gain in dB over the start
+    #: (``{"held": [...], "all": [...]}``: over its held-back pixels, over whole crops)
+    blends_sure_db: dict = field(default_factory=dict)
     #: the tuned weights (``fit``'s best by validation) the blends were made from, kept
     #: or not (for diagnosis); None when fitting never beat the start
     tuned_weights: list | None = None
@@ -286,6 +296,74 @@ def _crop(channels: list[_Channel], i: int, rng, crop: int, val: int | None, gui
     return cut(ch.u), cut(mask).astype(np.float32), guide
 
 
+def _db(start: np.ndarray, tuned: np.ndarray) -> np.ndarray:
+    """Per channel, 10 log10(start / tuned) of error estimates; NaN where either is not
+    positive (a SURE estimate of a tiny error can be)."""
+    start, tuned = np.asarray(start, np.float64), np.asarray(tuned, np.float64)
+    ok = (start > 0) & (tuned > 0)
+    out = np.full(start.shape, np.nan)
+    out[ok] = 10.0 * np.log10(start[ok] / tuned[ok])
+    return out
+
+
+class _SureSet:
+    """The raw scan (no recorruption) in crops around held-back blocks, up to
+    ``config.sure_crops_per_channel`` per channel, each with a fixed probe: ``errors``
+    gives every channel's mean SURE (``mc_sure``) over its held-back pixels and over the
+    crops' interiors (16 pixels from the edges left out), for the model's weights now."""
+
+    BORDER = 16
+
+    def __init__(self, channels: list[_Channel], config: FinetuneConfig, guided: bool, rng):
+        c = config.crop_size
+        xs, chan, held = [], [], []
+        for i, ch in enumerate(channels):
+            partner = channels[ch.partner] if guided and ch.partner >= 0 else None
+            for y0, x0 in ch.windows[: max(1, config.sure_crops_per_channel)]:
+                u = ch.u[y0 : y0 + c, x0 : x0 + c]
+                planes = [u, np.full_like(u, ch.sigma)]
+                if guided and partner is None:
+                    planes += [np.zeros_like(u), np.zeros_like(u)]
+                elif guided:
+                    planes += [partner.u[y0 : y0 + c, x0 : x0 + c], np.full_like(u, partner.sigma)]
+                xs.append(np.stack(planes, -1))
+                held.append(ch.held[y0 : y0 + c, x0 : x0 + c])
+                chan.append(i)
+        self.x = np.stack(xs).astype(np.float32)
+        self.held = np.stack(held)
+        self.interior = np.zeros_like(self.held)
+        b = min(self.BORDER, c // 4)
+        self.interior[:, b : c - b, b : c - b] = True
+        self.channel = np.array(chan)
+        self.n = len(channels)
+        self.sigma = np.array([channels[i].sigma for i in chan])[:, None, None]
+        self.eps = 0.1 * self.sigma
+        self.probe = rng.standard_normal(self.x.shape[:3]).astype(np.float32)
+
+    def errors(self, model) -> tuple[np.ndarray, np.ndarray]:
+        sums = np.zeros((2, self.n))
+        counts = np.zeros((2, self.n))
+        for i in range(0, len(self.x), 8):
+            x = self.x[i : i + 8]
+            probed = x.copy()
+            probed[..., 0] += (self.eps[i : i + 8] * self.probe[i : i + 8]).astype(np.float32)
+            out = np.asarray(model(x, training=False))[..., 0]
+            out_probed = np.asarray(model(probed, training=False))[..., 0]
+            per_pixel = mc_sure(
+                out,
+                out_probed,
+                x[..., 0],
+                self.sigma[i : i + 8],
+                self.probe[i : i + 8],
+                self.eps[i : i + 8],
+            )
+            for k, mask in enumerate((self.held[i : i + 8], self.interior[i : i + 8])):
+                np.add.at(sums[k], self.channel[i : i + 8], (per_pixel * mask).sum(axis=(1, 2)))
+                np.add.at(counts[k], self.channel[i : i + 8], mask.sum(axis=(1, 2)))
+        means = sums / np.maximum(counts, 1.0)
+        return means[0], means[1]
+
+
 def finetune_singlepass(
     start: SinglePassDenoiser,
     scans: Sequence[np.ndarray],
@@ -321,9 +399,6 @@ def finetune_singlepass(
     val = [r2r(int(c), vrng, j // len(channels)) for j, c in enumerate(val_channel)]
     val_x = np.stack([v[0] for v in val])
     val_t = np.stack([v[1] for v in val])
-    val_floor = noise_floor(
-        val_x, np.array([channels[c].sigma for c in val_channel]), val_t[..., 1]
-    )
 
     n_sim = int(round(config.batch_size * config.simulated_fraction))
     sampler = (
@@ -353,11 +428,11 @@ def finetune_singlepass(
         then the noise level and the input the weights need."""
         return x, np.concatenate([t, x[..., 1:2], x[..., :1]], axis=-1)
 
-    def crop_losses(packed, out):
+    def crop_losses(packed, out, weight_floor=0.05):
         """Each crop's loss: the mean over the pixels its mask scores."""
         t, mask = packed[..., :1], packed[..., 1:2]
         sigma, inp = packed[..., 2:3], packed[..., 3:4]
-        err = tf.square((out - t) / sigma) * (0.05 + tf.square(inp)) * mask
+        err = tf.square((out - t) / sigma) * (weight_floor + tf.square(inp)) * mask
         scored = tf.maximum(tf.reduce_sum(mask, axis=[1, 2, 3]), 1.0)
         return tf.reduce_sum(err, axis=[1, 2, 3]) / scored
 
@@ -367,19 +442,17 @@ def finetune_singlepass(
     val_starts = range(0, len(val_x), 8)
     val_batches = [pack(val_x[i : i + 8], val_t[i : i + 8]) for i in val_starts]
 
-    def val_crop_losses() -> np.ndarray:
+    def val_crop_losses(weight_floor: float) -> np.ndarray:
         """The held-back loss of every validation crop with the model's current weights."""
         return np.concatenate(
-            [crop_losses(t, model(x, training=False)).numpy() for x, t in val_batches]
+            [crop_losses(t, model(x, training=False), weight_floor).numpy() for x, t in val_batches]
         )
 
-    def per_channel(crops: np.ndarray) -> np.ndarray:
-        return np.array([crops[val_channel == c].mean() for c in range(len(channels))])
-
-    start_crops = val_crop_losses()  # the starting model, once
+    start_crops = val_crop_losses(config.val_weight_floor)  # the starting model, once
     start_loss = float(start_crops.mean())
-    # ``fit`` scores its validation as the mean of the batches' means
-    start_fit_loss = float(np.mean([start_crops[i : i + 8].mean() for i in val_starts]))
+    # ``fit`` scores its validation with the training's weights, the mean of the batches' means
+    start_fit_crops = val_crop_losses(0.05)
+    start_fit_loss = float(np.mean([start_fit_crops[i : i + 8].mean() for i in val_starts]))
     schedule = FitSchedule(
         steps=config.steps,
         learning_rate=config.learning_rate,
@@ -411,37 +484,44 @@ def finetune_singlepass(
     tuned = [np.array(w) for w in model.get_weights()]
     result.tuned_weights = tuned
     begin = [np.array(w) for w in start.model.get_weights()]
-    start_channels = per_channel(start_crops)
 
     def set_blend(t: float) -> None:
         model.set_weights([b + t * (w - b) for b, w in zip(begin, tuned, strict=True)])
 
-    blend, best = None, None  # the best qualifying ``t`` and its per-crop losses
+    sure = _SureSet(channels, config, guided, np.random.default_rng(config.seed + 2))
+    set_blend(0.0)
+    start_held, start_all = sure.errors(model)
+    blend, best, best_db = None, None, -math.inf  # the best qualifying ``t``, its R2R crops
     for t in BLENDS:
         set_blend(t)
-        crops = val_crop_losses()
+        crops = val_crop_losses(config.val_weight_floor)
         result.blends_tried[t] = float(crops.mean())
         result.blends_channel_gain_z[t] = [
             gain_z(start_crops[val_channel == c], crops[val_channel == c])
             for c in range(len(channels))
         ]
-        if np.all(per_channel(crops) <= start_channels) and (
-            best is None or crops.mean() < best.mean()
-        ):
-            blend, best = t, crops
+        held, whole = sure.errors(model)
+        db = {"held": _db(start_held, held), "all": _db(start_all, whole)}
+        result.blends_sure_db[t] = {k: v.tolist() for k, v in db.items()}
+        median_db = float(np.nanmedian(db["all"])) if np.isfinite(db["all"]).any() else -math.inf
+        if np.all(held <= start_held) and np.all(whole <= start_all) and median_db > best_db:
+            blend, best, best_db = t, crops, median_db
+            result.channel_losses = {
+                "start_held": start_held.tolist(),
+                "tuned_held": held.tolist(),
+                "start_all": start_all.tolist(),
+                "tuned_all": whole.tolist(),
+            }
     if best is not None:
         result.gain_z = gain_z(start_crops, best)
-        result.gain_db = estimated_gain_db(start_crops, best, val_floor)
+        result.gain_db = best_db
         result.channel_gain_z = result.blends_channel_gain_z[blend]
-        result.channel_losses = {
-            "start": start_channels.tolist(),
-            "tuned": per_channel(best).tolist(),
-        }
     if (
         best is None
         or not result.gain_z > max(config.significance, 0.0)
-        or not result.gain_db >= config.min_gain_db  # NaN: no estimate, no gain
+        or not result.gain_db >= config.min_gain_db
     ):
+        set_blend(1.0)
         result.kept_start = True
         return result
     set_blend(blend)
@@ -457,6 +537,7 @@ def finetune_singlepass(
         "gain_z": round(result.gain_z, 2),
         "gain_db_estimated": round(result.gain_db, 3),
         "loss": "recorrupted-to-recorrupted (+ simulated pairs)",
+        "check": "per-channel Monte-Carlo SURE: held-back pixels and whole crops",
     }
     result.denoiser = SinglePassDenoiser(model, meta)
     return result
