@@ -99,10 +99,10 @@ class FinetuneConfig:
     min_gain_db: float = 0.1
     val_every: int = 100
     seed: int = 0
-    #: the check's pixel weights, ``val_weight_floor + input^2``: 0 weighs the squared
-    #: error as PSNR does, in counts (``d counts ~ u du``); the training's floor, 0.05,
-    #: gives dark regions a share PSNR does not (the check blocked a channel whose PSNR
-    #: rose while its floor-weighted loss rose, 2026-11-30)
+    #: pixel weights of the held-back R2R statistic (``gain_z``, ``blends_tried``),
+    #: ``val_weight_floor + input^2``: 0 weighs the squared error as PSNR does, in counts
+    #: (``d counts ~ u du``); the training's floor, 0.05, gives dark regions a share PSNR
+    #: does not
     val_weight_floor: float = 0.0
     #: crops per channel (around held-back blocks) the SURE check scores (``mc_sure``)
     sure_crops_per_channel: int = 16
