@@ -33,6 +33,8 @@ from .layers import NoiseNormalise, ScaledResidual
 #: multiple that input height and width must have
 SIZE_MULTIPLE = 8
 DEFAULT_WIDTHS = (32, 64, 128)
+#: the training loss's pixel weights are ``LOSS_WEIGHT_FLOOR + level^2`` (``weighted_loss``)
+LOSS_WEIGHT_FLOOR = 0.05
 
 
 def _block(x, filters: int, n: int, name: str, dtype):
@@ -90,7 +92,8 @@ def weighted_loss(inputs, targets, outputs):
     ops = keras.ops
     sigma = inputs[..., 1:2]
     err = ops.cast(outputs, "float32") - targets
-    per_sample = ops.mean(ops.square(err / sigma) * (0.05 + ops.square(targets)), axis=(1, 2, 3))
+    weights = LOSS_WEIGHT_FLOOR + ops.square(targets)
+    per_sample = ops.mean(ops.square(err / sigma) * weights, axis=(1, 2, 3))
     return ops.mean(ops.log(per_sample + 1e-6))
 
 
