@@ -148,8 +148,9 @@ def main(argv=None) -> int:
     import optax
 
     from napari_xray_denoise.core.model_file import read_model_file_of, save_model_file
-    from napari_xray_denoise.core.simdata import validation_set
+    from napari_xray_denoise.core.simdata import SimSettings, validation_set
     from napari_xray_denoise.core.singlepass import gain_db, is_guided, weighted_loss
+    from napari_xray_denoise.synth import training_photographs
 
     model, meta = read_model_file_of(args.init, "singlepass")
     if not is_guided(model):
@@ -244,6 +245,9 @@ def main(argv=None) -> int:
                 {
                     "run": "scripts/gpu_train_default.py",
                     "kind": "guided, photo scenes; continued on a GPU (JAX backend)",
+                    "photo_fraction": args.photo_fraction,
+                    "residual_streak_std": SimSettings().residual_streak_std,
+                    "training_photographs": len(training_photographs()),
                     "hours": round(best["seconds"] / 3600, 3),
                     "steps": best["step"],
                     "batch": args.batch,

@@ -24,6 +24,15 @@ from the photo stage at 1.75 h (its export is the shipped default since then):
         --guided --init training_runs/photos/model.keras --learning-rate 1e-4 \
         --lr-half-life-steps 10000 --photo-fraction 0.5 --export training_runs/textures/export.keras
 
+The streaks stage (column streaks up to 1.5% of gain, ``SimSettings.residual_streak_std``),
+started from the GPU stages' model (then the default), run as 0.17 h and 0.35 h more
+(the exact commands: ``src/napari_xray_denoise/data/models/README.md``; the earlier stages'
+record was copied into its export before the next GPU stage):
+
+    python scripts/train_default_model.py --hours 0.52 --run-dir /tmp/streakrun --guided \
+        --init src/napari_xray_denoise/data/models/default.keras --learning-rate 1e-4 \
+        --lr-half-life-steps 10000 --photo-fraction 0.5 --export /tmp/streakrun/export.keras
+
 State lives in ``training_runs/default/`` (checkpoint, log.jsonl with the
 quality-vs-hours curve, config.json); the averaged model is exported to
 ``src/napari_xray_denoise/data/models/default.keras`` at every validation.

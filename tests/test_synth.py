@@ -53,9 +53,12 @@ def test_photo_scene_is_a_textured_transmission_map_of_any_shape(shape):
 
 def test_training_photographs_are_not_the_held_apart_test_photographs(monkeypatch):
     """The benchmark's photographs (``skimage.data``) must never be training scenes:
-    no training photograph matches any of them (normalised correlation of the overlap,
-    in either orientation)."""
+    no training photograph matches any of them, neither pixel for pixel (normalised
+    correlation of the overlap, in either orientation) nor as a rescaled copy (correlation
+    after resizing both to 128 x 128, in any of the 8 orientations)."""
     from pathlib import Path
+
+    from skimage.transform import resize
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_default import PHOTOS, _photo
@@ -65,9 +68,21 @@ def test_training_photographs_are_not_the_held_apart_test_photographs(monkeypatc
         a, b = a[: n[0], : n[1]].ravel(), b[: n[0], : n[1]].ravel()
         return float(np.corrcoef(a, b)[0, 1])
 
+    def small(img):
+        return resize(np.asarray(img, np.float64), (128, 128), anti_aliasing=True)
+
+    def orientations(img):
+        for t in (img, img.T):
+            yield from (t, t[::-1], t[:, ::-1], t[::-1, ::-1])
+
     train = synth.training_photographs()
-    assert len(train) >= 2 and all(p.min() >= 0 and p.max() <= 1 for p in train)
+    assert len(train) == 2 + len(synth.TEXTURE_FILES) >= 20
+    assert all(p.ndim == 2 and p.dtype == np.float32 for p in train)
+    assert all(min(p.shape) >= 256 and p.min() >= 0 and p.max() <= 1 for p in train)
+    train_small = [small(p) for p in train]
     for name in PHOTOS:
         test = _photo(name)
-        for p in train:
-            assert max(corr(p, test), corr(p.T, test)) < 0.9, name
+        test_small = small(test)
+        for i, (p, ps) in enumerate(zip(train, train_small)):
+            assert max(corr(p, test), corr(p.T, test)) < 0.9, (name, i)
+            assert max(abs(corr(o, test_small)) for o in orientations(ps)) < 0.9, (name, i)

@@ -9,8 +9,10 @@ Two parts, numpy only (no TensorFlow):
   ``T = exp(-sum of attenuations)``, so overlapping objects multiply as in a real scan.
   :func:`random_scene` picks a mix. :func:`photo_scene` adds natural-image texture: a
   photograph used as a depth map (random crop, scale, orientation, tone), alone or stacked
-  with one procedural kind. Its photographs are two of PyWavelets' and two of
-  matplotlib's sample images (:func:`training_photographs`); the held-apart test scenes
+  with one procedural kind. Its photographs are two of PyWavelets' sample images and the
+  images shipped in ``data/textures`` (:func:`training_photographs`: photographs of
+  textures, objects and landscapes, CT and MRI slices, a book page, satellite views,
+  a terrain map, each with its permissive licence in SOURCE.txt); the held-apart test scenes
   (natural photographs from ``skimage.data``, see ``benchmarks/``) never enter training.
 - **Scanner**: :func:`scan_transmission` turns a transmission map into 16-bit detector
   counts with every trait of a line-scan baggage scanner named in the design notes:
@@ -349,22 +351,66 @@ def _normalised(img: np.ndarray) -> np.ndarray:
     return np.clip((img - lo) / max(hi - lo, 1e-12), 0.0, 1.0).astype(np.float32)
 
 
-@lru_cache(maxsize=1)
-def training_photographs() -> tuple[np.ndarray, ...]:
-    """Greyscale images in [0, 1] (float32) for :func:`photo_scene`, all shipped or
-    installed with the package (nothing is downloaded): the aerial view ``aero`` and the
-    staircase ``ascent`` of PyWavelets, a portrait (``grace_hopper.jpg``) and a terrain
-    elevation map (``jacksboro_fault_dem.npz``) from matplotlib's sample data, shipped in
-    ``data/textures`` with their source notice. Not PyWavelets' ``camera``: that is
-    ``skimage.data``'s cameraman, a held-apart test scene."""
+# The training textures shipped in ``data/textures`` (sources and licences in SOURCE.txt
+# there), in the fixed order in which :func:`training_photographs` returns them (after
+# PyWavelets' two): 8-bit files are scaled by 1/255, anything else (16-bit scans, colour,
+# the elevation map) is stretched by :func:`_normalised`.
+TEXTURE_FILES = (
+    "grace_hopper.jpg",  # portrait
+    "jacksboro_fault_dem.npz",  # terrain elevation map (the "elevation" array)
+    "ct_head_slice.png",  # CT, axial slice of a head (16-bit)
+    "mri_head_sagittal.png",  # MRI, sagittal slice of a head (16-bit)
+    "mri_brain_t1_coronal.png",  # MRI, T1 coronal slice of a brain (16-bit)
+    "mri_abdomen_fat.png",  # MRI, axial slice of an abdomen
+    "raccoon_face.png",  # fur, palm leaves
+    "dogs_wooden_cabin.png",  # wooden planks, fur, curtain
+    "paint_brushes.png",  # bristles, metal ferrules, wood
+    "living_room_clutter.png",  # man-made clutter: furniture, bottle, drum, fabric
+    "fig_plate_concrete.png",  # fruit on a plate, weathered concrete
+    "rocky_stream_forest.png",  # stones, water, bare trees
+    "mountain_rocks_meadow.png",  # rock faces, turf, snow, cloud
+    "mountain_landscape.png",  # forest, grass, mountains
+    "dandelions_meadow.png",  # seed heads, grass, out-of-focus background
+    "dahlia_flower.png",  # petals, smooth background
+    "summer_palace_china.png",  # tiled pagoda, foliage, haze
+    "book_page_huckleberry_finn.png",  # printed text and an engraving
+    "hurricane_miriam_modis.png",  # satellite view: clouds, sea, coast
+    "blue_marble_asia.png",  # satellite mosaic: mountains, deserts, coast
+)
+
+
+def _load_texture(name: str) -> np.ndarray:
+    path = TEXTURES / name
+    if path.suffix == ".npz":
+        with np.load(path) as arrays:
+            return _normalised(arrays["elevation"])
     import imageio.v3 as iio
-    import pywt.data
     from skimage.color import rgb2gray
 
+    img = np.asarray(iio.imread(path))
+    if img.ndim == 3:
+        return _normalised(rgb2gray(img[..., :3]))
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    return _normalised(img)
+
+
+@lru_cache(maxsize=1)
+def training_photographs() -> tuple[np.ndarray, ...]:
+    """Greyscale images in [0, 1] (float32, 2-D) for :func:`photo_scene`, all shipped or
+    installed with the package (nothing is downloaded), in a fixed order: the aerial view
+    ``aero`` and the staircase ``ascent`` of PyWavelets, then the files of
+    :data:`TEXTURE_FILES` in ``data/textures`` (see SOURCE.txt there for sources and
+    licences): a portrait and a terrain elevation map from matplotlib's sample data,
+    medical scans (a CT and three MRI slices), textured photographs (fur, wood, bristles,
+    stone, rock, foliage, grass, concrete, fabric, household clutter, a pagoda), smooth
+    ones (a flower against a blurred background), a printed book page, and two satellite
+    views. Not PyWavelets' ``camera``: that is ``skimage.data``'s cameraman, a held-apart
+    test scene; nothing here is from ``skimage.data``."""
+    import pywt.data
+
     photos = [np.asarray(f(), np.float32) / 255.0 for f in (pywt.data.aero, pywt.data.ascent)]
-    photos.append(_normalised(rgb2gray(iio.imread(TEXTURES / "grace_hopper.jpg"))))
-    with np.load(TEXTURES / "jacksboro_fault_dem.npz") as dem:
-        photos.append(_normalised(dem["elevation"]))
+    photos.extend(_load_texture(name) for name in TEXTURE_FILES)
     return tuple(photos)
 
 
