@@ -10,7 +10,7 @@ OUT    ?= outputs
 # (tests/gui, real canvas under Xvfb) apart from everything else.
 PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
-.PHONY: install system-deps demo test test-core test-gui bench lint clean
+.PHONY: install system-deps demo test test-core test-gui bench bench-page wheel-smoke lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
+
+# docs/benchmarks.md from the JSON results under docs/ (make bench does it at its end)
+bench-page: install
+	$(BIN)/python scripts/benchmark_page.py
+
+# the wheel as a user installs it: clean venv, not editable, run outside the tree
+wheel-smoke: install
+	PYTHON=$(PYTHON) bash scripts/wheel_smoke.sh
 
 # ruff's linter and its formatter's check, as .ci/run and pre-commit run them
 LINT_PATHS := src tests benchmarks scripts

@@ -10,7 +10,17 @@ sample images (``synth.training_photographs``); validation: bags 5000+):
     scene comes from) used as dual-energy transmission maps (high energy attenuated
     0.55x as much as low), 1% column streaks, scanned in simulation at two doses: 1000
     quanta/air pixel in a 16-bit range and 8000 in a 12-bit range (4095);
-(c) ``samples``: the three shipped sample bags.
+(c) ``samples``: the three shipped sample bags;
+(d) ``electronics``: photon-starved scenes (0.5-50 quanta a pixel over most of the scan)
+    from generators the dark training stage never used, by two detectors with offsets
+    (``unseen_sets.py``);
+(e) ``detectors``: ordinary scenes by three detectors at the edges of the gain, read
+    noise, offset and bit-depth range (``unseen_sets.py``).
+
+BM3D + GAT gets the scan's true noise law where the set knows it (``bm3d+gat true
+noise``: (a), (b), (d), (e); the strongest baseline), and the law fitted on the scan
+(``bm3d+gat``: every set, as a user without calibration runs it); margins are taken
+against the stronger of the two per channel.
 
 Per set and channel, PSNR/SSIM (range 65535, or 4095 for 12-bit scans) against the
 noise-free scan for: noisy; BM3D + GAT (``classical.bm3d_denoise``: the same column
@@ -46,8 +56,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _util import machine  # noqa: E402
+from unseen_sets import TRUE_NOISE, detector_scans, electronics_scans  # noqa: E402
 
-from napari_xray_denoise import io, metrics, synth  # noqa: E402
+from napari_xray_denoise import io, metrics, noise, synth  # noqa: E402
 from napari_xray_denoise.phantom import make_bag  # noqa: E402
 
 RESULTS = ROOT / "docs" / "bench_default.json"
@@ -91,7 +102,7 @@ def photo_scans():
         rng = np.random.default_rng([4242, i])
         streaks = 1.0 + 0.01 * rng.standard_normal((2, g.shape[1]))
         for dose, code in PHOTO_DOSES:
-            noisy, clean = [], []
+            noisy, clean, laws = [], [], []
             for c, high_ratio in enumerate((1.0, 0.28)):
                 s = synth.scan_transmission(
                     trans[c] * streaks[c][None, :],
@@ -103,9 +114,12 @@ def photo_scans():
                 )
                 noisy.append(s.noisy)
                 clean.append(s.clean)
+                laws.append(noise.NoiseModel(s.a, s.b))
+            scan_name = f"{name} dose {dose:g} ({int(np.log2(code + 1))}-bit)"
+            TRUE_NOISE[scan_name] = laws
             out.append(
                 (
-                    f"{name} dose {dose:g} ({int(np.log2(code + 1))}-bit)",
+                    scan_name,
                     np.stack(noisy),
                     np.stack(clean),
                     code,
@@ -115,13 +129,12 @@ def photo_scans():
 
 
 def phantom_scans():
-    return [
-        (f"bag dose {d:g}", b.noisy.astype(np.float64), b.clean, 65535.0)
-        for d, b in (
-            (d, make_bag((480, 800), dose=d, seed=900 + i))
-            for i, d in enumerate((500.0, 2000.0, 8000.0))
-        )
-    ]
+    out = []
+    for i, d in enumerate((500.0, 2000.0, 8000.0)):
+        b = make_bag((480, 800), dose=d, seed=900 + i)
+        TRUE_NOISE[f"bag dose {d:g}"] = [noise.NoiseModel(p.gain, p.read_std**2) for p in b.noise]
+        out.append((f"bag dose {d:g}", b.noisy.astype(np.float64), b.clean, 65535.0))
+    return out
 
 
 def sample_scans():
@@ -141,7 +154,15 @@ def sample_scans():
     return out
 
 
-SETS = {"phantom": phantom_scans, "photos": photo_scans, "samples": sample_scans}
+SETS = {
+    "phantom": phantom_scans,
+    "photos": photo_scans,
+    "samples": sample_scans,
+    "electronics": electronics_scans,
+    "detectors": detector_scans,
+}
+#: the strongest baseline: BM3D + GAT with the true noise law where the set knows it
+BM3D_TRUE = "bm3d+gat true noise"
 
 
 # ------------------------------------------------------------------ results file
@@ -183,16 +204,22 @@ def _replace_rows(results: dict, rows: list[dict]) -> None:
 def stage_bm3d(results: dict, sets) -> None:
     from napari_xray_denoise.classical import bm3d_denoise
 
+    have = {(r["set"], r["scan"], r["method"]) for r in results["rows"]}
     for set_name in sets:
         for name, noisy, clean, code in SETS[set_name]():
             t0 = time.perf_counter()
-            out = bm3d_denoise(noisy)
-            rows = _scores("bm3d+gat", set_name, name, out, clean, code)
-            rows += _scores("noisy", set_name, name, noisy, clean, code)
+            rows = []
+            if (set_name, name, "bm3d+gat") not in have:  # BM3D's rows do not age
+                out = bm3d_denoise(noisy)
+                rows += _scores("bm3d+gat", set_name, name, out, clean, code)
+                rows += _scores("noisy", set_name, name, noisy, clean, code)
+            if name in TRUE_NOISE and (set_name, name, BM3D_TRUE) not in have:
+                out = bm3d_denoise(noisy, noise=TRUE_NOISE[name])
+                rows += _scores(BM3D_TRUE, set_name, name, out, clean, code)
             _replace_rows(results, rows)
             save_results(results)
             print(
-                f"bm3d {set_name} {name}: {[round(r['psnr'], 2) for r in rows[:2]]} "
+                f"bm3d {set_name} {name}: {[(r['method'], round(r['psnr'], 2)) for r in rows]} "
                 f"({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
@@ -358,11 +385,18 @@ def stage_memory(results: dict) -> None:
 
 
 # ------------------------------------------------------------------ report
+def _strongest_bm3d(cell: dict) -> float | None:
+    """The better PSNR of BM3D + GAT with fitted and with true noise, of one channel's
+    rows by method (None without either)."""
+    vals = [cell[m]["psnr"] for m in ("bm3d+gat", BM3D_TRUE) if m in cell]
+    return max(vals) if vals else None
+
+
 def report(results: dict) -> str:
     rows = results["rows"]
     lines = []
     blind_label = "blind-spot (shipped before)"
-    fixed = ["noisy", "bm3d+gat", "default"]
+    fixed = ["noisy", "bm3d+gat", BM3D_TRUE, "default"]
     others = sorted(
         {r["method"] for r in rows}
         - set(fixed)
@@ -381,7 +415,7 @@ def report(results: dict) -> str:
             continue
         lines.append(f"\n### Set {set_name}: PSNR / SSIM per channel\n")
         present = [m for m in methods if any(r["method"] == m for r in sel)]
-        lines.append("| scan | ch | " + " | ".join(present) + " | default - BM3D (dB) |")
+        lines.append("| scan | ch | " + " | ".join(present) + " | default - strongest BM3D (dB) |")
         lines.append("|---|---|" + "---|" * (len(present) + 1))
         margins = []
         for scan in dict.fromkeys(r["scan"] for r in sel):
@@ -391,9 +425,10 @@ def report(results: dict) -> str:
                     f"{cell[m]['psnr']:.2f} / {cell[m]['ssim']:.3f}" if m in cell else "-"
                     for m in present
                 ]
+                base = _strongest_bm3d(cell)
                 margin = (
-                    cell["default"]["psnr"] - cell["bm3d+gat"]["psnr"]
-                    if {"default", "bm3d+gat"} <= set(cell)
+                    cell["default"]["psnr"] - base
+                    if "default" in cell and base is not None
                     else None
                 )
                 if margin is not None:
@@ -405,18 +440,24 @@ def report(results: dict) -> str:
                 )
         if margins:
             lines.append(
-                f"\nDefault model minus BM3D + GAT: median {np.median(margins):+.2f} dB, "
+                f"\nDefault model minus the strongest BM3D + GAT: median {np.median(margins):+.2f} dB, "
                 f"worst {min(margins):+.2f} dB, best {max(margins):+.2f} dB over {len(margins)} channels."
             )
         for m in others:
-            other = [
-                a["psnr"] - b["psnr"]
-                for a in sel
-                if a["method"] == m
-                for b in sel
-                if b["method"] == "bm3d+gat"
-                and (b["scan"], b["channel"]) == (a["scan"], a["channel"])
-            ]
+            if m == BM3D_TRUE:
+                continue
+            other = []
+            for a in sel:
+                if a["method"] != m:
+                    continue
+                cell = {
+                    r["method"]: r
+                    for r in sel
+                    if (r["scan"], r["channel"]) == (a["scan"], a["channel"])
+                }
+                base = _strongest_bm3d(cell)
+                if base is not None:
+                    other.append(a["psnr"] - base)
             if other:
                 lines.append(
                     f"{m} minus BM3D + GAT: median {np.median(other):+.2f} dB, "

@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in turn (about 2.5 hours on a 2-core CPU).
 
-Results go to stdout; docs/benchmarks.md records a run with machine, date and command.
+Results go to stdout and the JSON files under docs/; at the end docs/benchmarks.md is
+rewritten from them (scripts/benchmark_page.py), with machine, date and command.
 """
 
 import subprocess
@@ -55,6 +56,13 @@ def main() -> int:
         ]
     ).returncode:
         failed.append("slow tests")
+    # the benchmark page from the JSON results (also when a benchmark above failed: the
+    # page shows what the JSON holds)
+    print("\n=== scripts/benchmark_page.py", flush=True)
+    if subprocess.run(
+        [sys.executable, str(HERE.parent / "scripts" / "benchmark_page.py")]
+    ).returncode:
+        failed.append("benchmark_page.py")
     if failed:
         print(f"FAILED: {failed}")
     return 1 if failed else 0

@@ -33,6 +33,16 @@ record was copied into its export before the next GPU stage):
         --init src/napari_xray_denoise/data/models/default.keras --learning-rate 1e-4 \
         --lr-half-life-steps 10000 --photo-fraction 0.5 --export /tmp/streakrun/export.keras
 
+The dark-scenes stage (photon-starved scenes in 30% of the crops, camera-style detectors
+with offsets in half of the scans), started from the 8.36 h default:
+
+    nohup .venv/bin/python scripts/train_default_model.py --hours 1.25 \
+        --run-dir training_runs/dark --guided \
+        --init src/napari_xray_denoise/data/models/default.keras --learning-rate 1e-4 \
+        --lr-half-life-steps 10000 --photo-fraction 0.5 --dark-fraction 0.3 \
+        --detector-fraction 0.5 --export training_runs/dark/export.keras \
+        > training_runs/dark/nohup.log 2>&1 &
+
 State lives in ``training_runs/default/`` (checkpoint, log.jsonl with the
 quality-vs-hours curve, config.json); the averaged model is exported to
 ``src/napari_xray_denoise/data/models/default.keras`` at every validation.
@@ -71,6 +81,18 @@ def main(argv=None) -> int:
         default=0.0,
         help="of the non-phantom crops, the fraction with natural-image texture",
     )
+    new_run.add_argument(
+        "--dark-fraction",
+        type=float,
+        default=0.0,
+        help="of all crops, the fraction of photon-starved scenes (synth.dense_electronics)",
+    )
+    new_run.add_argument(
+        "--detector-fraction",
+        type=float,
+        default=0.0,
+        help="of all scans, the fraction by a camera-style detector (gain, read noise, offset)",
+    )
     args = parser.parse_args(argv)
     from napari_xray_denoise.core.singlepass_train import LongRunConfig, train_long_run
 
@@ -81,6 +103,8 @@ def main(argv=None) -> int:
         learning_rate=args.learning_rate,
         lr_half_life_steps=args.lr_half_life_steps,
         photo_fraction=args.photo_fraction,
+        dark_fraction=args.dark_fraction,
+        detector_fraction=args.detector_fraction,
     )
     summary = train_long_run(args.run_dir, hours=args.hours, config=config, export=args.export)
     print(summary)

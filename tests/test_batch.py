@@ -425,3 +425,17 @@ def test_batch_modules_do_not_import_tensorflow():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_tasks_pickle_by_reference_from_the_batch_modules(tiny_model):
+    """dask sends the task function and the worker plugin by reference: both must load
+    back from their module (``batch.job``, ``batch.worker``) in a worker process."""
+    import pickle
+
+    assert pickle.loads(pickle.dumps(batch.process_scan)) is batch.process_scan
+    assert batch.process_scan.__module__ == "napari_xray_denoise.batch.job"
+    plugin = batch.ModelPlugin(str(tiny_model), "0" * 64, 2)
+    again = pickle.loads(pickle.dumps(plugin))
+    assert type(again) is batch.ModelPlugin and again.name == plugin.name
+    job = batch.BatchJob(str(tiny_model.parent), str(tiny_model), "0" * 64, "h", "r")
+    assert pickle.loads(pickle.dumps(job)) == job

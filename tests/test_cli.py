@@ -372,3 +372,25 @@ def test_train_init_default_fine_tunes(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["train", str(bag), "-o", str(tmp_path / "x.keras"), "--init", str(blind)]) == 2
     assert "fine-tuning starts from the default model" in capsys.readouterr().err
+
+
+def test_train_options_of_each_method_kind():
+    """``_train_options``: fine-tuning's own few options and budget; the others' full set."""
+    parser = cli.build_parser()
+    tune = parser.parse_args(["train", "s.tif", "-o", "m.keras", "--init", "default"])
+    assert cli._train_method(tune) == "finetune"
+    minutes, opts = cli._train_options("finetune", tune)
+    assert minutes == 10.0 and opts == {
+        "seed": 0,
+        "minutes": 10.0,
+        "init": "default",
+        "learning_rate": None,
+    }
+    blind = parser.parse_args(
+        ["train", "s.tif", "-o", "m.keras", "--method", "poisson", "--noise", "shared"]
+    )
+    minutes, opts = cli._train_options(cli._train_method(blind), blind)
+    assert minutes is None and opts["noise_per_scan"] is False and opts["enc_filters"] == 32
+    bad = parser.parse_args(["train", "s.tif", "-o", "m.keras", "--init", "x", "--method", "mse"])
+    with pytest.raises(cli.CliError, match="does not go with --method mse"):
+        cli._train_method(bad)

@@ -85,3 +85,53 @@ def test_finetune_verdict_says_what_was_kept():
         }
     )
     assert "0.23 dB" in tuned and "7.0 standard errors" in tuned and "0.375" in tuned
+
+
+def test_cli_fusion_defaults_are_the_fusion_functions_own():
+    wavelet = inspect.signature(fusion.wavelet_fuse).parameters
+    spatial = inspect.signature(fusion.spatial_fuse).parameters
+    defaults = options.FUSION_DEFAULTS
+    for name in ("wavelet", "level", "approx", "detail"):
+        assert wavelet[name].default == defaults[name], name
+    for name in ("threshold", "gamma"):
+        assert spatial[name].default == defaults[name], name
+    assert defaults["method"] in options.FUSION_METHODS
+    fuse = _defaults(_subparser("fuse"))
+    assert {k: fuse[k] for k in defaults} == defaults
+    assert _defaults(_subparser("colour"))["scheme"] == options.DEFAULT_COLOUR_SCHEME
+
+
+def test_shared_option_groups_are_the_same_in_every_subcommand():
+    """An option group written once (cli._add_*_options) reads the same wherever it is used."""
+
+    def action(sub, dest):
+        a = next(a for a in _subparser(sub)._actions if a.dest == dest)
+        return (a.option_strings, a.default, a.type, a.help)
+
+    assert action("denoise", "tile") == action("batch", "tile")
+    assert action("denoise", "output")[0] == action("batch", "output")[0] == ["-o", "--output"]
+    assert _defaults(_subparser("denoise"))["flatfield"] == options.DEFAULT_FLATFIELD
+    assert list(_choices(_subparser("denoise"), "flatfield")) == list(options.FLATFIELD_MODES)
+    assert list(_choices(_subparser("batch"), "fuse")) == list(options.FUSION_METHODS)
+    train = _subparser("train")
+    assert list(_choices(train, "noise")) == list(options.TRAIN_NOISE_MODES)
+    assert _defaults(train)["noise"] == options.DEFAULT_TRAIN_NOISE
+    assert list(_choices(train, "lr_schedule")) == list(options.LR_SCHEDULES)
+
+
+def test_widget_choice_labels_are_human_and_values_stay_the_names():
+    methods = options.labelled(options.TRAIN_METHODS, options.METHOD_LABELS)
+    assert [value for _, value in methods] == list(options.TRAIN_METHODS)
+    assert set(options.METHOD_LABELS) == set(options.TRAIN_METHODS)  # every method labelled
+    assert dict(methods)["Fine-tune the default model"] == "finetune"
+    for names, labels in (
+        (options.TRAIN_METHODS, options.METHOD_LABELS),
+        (options.JOINT_VARIANTS, options.JOINT_LABELS),
+        (options.FUSION_METHODS, options.FUSION_METHOD_LABELS),
+        (options.FUSION_APPROX_RULES, options.FUSION_RULE_LABELS),
+        (options.FUSION_DETAIL_RULES, options.FUSION_RULE_LABELS),
+        ((*options.COLOUR_SCHEMES, "none"), options.COLOUR_SCHEME_LABELS),
+    ):
+        shown = [label for label, _ in options.labelled(names, labels)]
+        assert len(set(shown)) == len(shown) and all(n in labels for n in names), names
+    assert options.labelled(["new"], {}) == [("new", "new")]  # unlabelled: the name

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, bands, io, options
+from .progress import ProgressBar as _Bar
 from .tables import print_table
 
 
@@ -227,68 +228,6 @@ def cmd_colour(args) -> int:
     return 0
 
 
-class _Bar:
-    """A tqdm progress bar fed by ``(done, total[, loss, val_loss])`` callbacks.
-
-    With ``minutes`` (a training time budget) the bar counts seconds of the budget and
-    its ETA is the real time left: the run ends on the budget or the steps, whichever
-    comes first (:class:`~napari_xray_denoise.progress.TrainingProgress`).
-    """
-
-    def __init__(self, desc: str, disable: bool = False, minutes: float | None = None, clock=None):
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
-        self.desc, self.disable, self.bar = desc, disable, None
-        self.minutes, self.progress = minutes, None
-        if minutes:  # the clock starts now: set-up time counts against the budget too
-            from .progress import TrainingProgress
-
-            self.progress = TrainingProgress(
-                1, minutes, **({"clock": clock} if clock is not None else {})
-            )
-
-    def __call__(self, done, total, loss=None, val_loss=None):
-        if self.bar is None:
-            if self.progress is not None:
-                from .progress import format_seconds
-
-                budget = format_seconds(60 * self.minutes)
-                self.bar = self._tqdm(
-                    total=round(60 * self.minutes),
-                    desc=self.desc,
-                    disable=self.disable,
-                    unit="s",
-                    bar_format="{l_bar}{bar}| {elapsed} of " + budget + "{postfix}",
-                )
-            else:
-                self.bar = self._tqdm(
-                    total=total, desc=self.desc, disable=self.disable, unit="step"
-                )
-        postfix = {}
-        if self.progress is not None:
-            from .progress import format_seconds
-
-            self.progress.update(done, total)
-            self.bar.n = min(self.bar.total, round(self.progress.fraction * self.bar.total))
-            left = self.progress.seconds_left
-            postfix = {
-                "step": f"{done}/{total}",
-                "left": "-" if left is None else format_seconds(left),
-            }
-        else:
-            self.bar.n = done
-        if loss is not None:
-            postfix.update(loss=f"{loss:.4g}", val=("-" if val_loss is None else f"{val_loss:.4g}"))
-        if postfix:
-            self.bar.set_postfix(postfix)
-        self.bar.refresh()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _training_scans(paths) -> list[np.ndarray]:
     scans = io.read_scans(paths)
     if not scans:
@@ -296,43 +235,67 @@ def _training_scans(paths) -> list[np.ndarray]:
     return [s.images() for s in scans]
 
 
-def cmd_train(args) -> int:
-    scans = _training_scans(args.scans)
-    output = Path(args.output)
-    if output.suffix != ".keras":
-        raise CliError(f"Model files end in .keras; got '{output.name}'.")
-    method = "finetune" if args.init is not None else args.method
+def _train_method(args) -> str:
+    """The method to train: ``finetune`` with ``--init``, else ``--method``."""
     if args.init is not None and args.method not in ("finetune", options.DEFAULT_METHOD):
         raise CliError(
             f"--init fine-tunes the default model; it does not go with --method {args.method}."
         )
+    return "finetune" if args.init is not None else args.method
+
+
+def _train_options(method: str, args) -> tuple[float | None, dict]:
+    """(time budget in minutes, training options) of ``method`` from the arguments."""
     if method == "finetune":
         # fine-tuning keeps its own sizes and rate (FinetuneConfig) unless given; --minutes bounds it
         minutes = 10.0 if args.minutes is None else args.minutes
-        train_options = {
+        return minutes, {
             "seed": args.seed,
             "minutes": minutes,
             "init": args.init,
             "learning_rate": args.learning_rate,
         }
-    else:
-        minutes = args.minutes
-        # None keeps the configuration's default; options of other kinds are ignored (core.registry)
-        train_options = {
-            "steps": args.steps,
-            "batch_size": args.batch_size,
-            "crop_size": args.crop_size,
-            "seed": args.seed,
-            "mixed_bfloat16": args.bf16,
-            "jit_compile": args.xla,
-            "learning_rate": args.learning_rate,
-            "minutes": args.minutes,
-            "lr_schedule": args.lr_schedule,
-            "width": args.width or None,
-            "joint": args.joint,
-            "noise_per_scan": args.noise == "per-scan",
-            **options.network_size(args.size),
-        }
+    # None keeps the configuration's default; options of other kinds are ignored (core.registry)
+    return args.minutes, {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "crop_size": args.crop_size,
+        "seed": args.seed,
+        "mixed_bfloat16": args.bf16,
+        "jit_compile": args.xla,
+        "learning_rate": args.learning_rate,
+        "minutes": args.minutes,
+        "lr_schedule": args.lr_schedule,
+        "width": args.width or None,
+        "joint": args.joint,
+        "noise_per_scan": args.noise == "per-scan",
+        **options.network_size(args.size),
+    }
+
+
+def _print_trained(output: Path, method: str, model) -> None:
+    """The one line (two with a noise fit) on what ``train`` wrote."""
+    tuned = model.metadata.get("finetune")
+    if method == "finetune" and tuned:
+        print(f"wrote {output} ({options.finetune_verdict(model.metadata)})")
+        return
+    training = model.metadata.get("training", {})
+    print(
+        f"wrote {output} ({training.get('steps', '?')} steps, best validation loss "
+        f"{training.get('best_val_loss', float('nan')):.5g})"
+    )
+    noise = model.metadata.get("noise")
+    if noise:
+        print(f"noise parameters (counts): {json.dumps(noise)}")
+
+
+def cmd_train(args) -> int:
+    scans = _training_scans(args.scans)
+    output = Path(args.output)
+    if output.suffix != ".keras":
+        raise CliError(f"Model files end in .keras; got '{output.name}'.")
+    method = _train_method(args)
+    minutes, train_options = _train_options(method, args)
     bar = _Bar(f"train {method}", disable=args.quiet, minutes=minutes)
     try:
         from .core import ModelFileError, train
@@ -350,18 +313,7 @@ def cmd_train(args) -> int:
     finally:
         bar.close()
     model.save(output)
-    tuned = model.metadata.get("finetune")
-    if method == "finetune" and tuned:
-        print(f"wrote {output} ({options.finetune_verdict(model.metadata)})")
-        return 0
-    training = model.metadata.get("training", {})
-    print(
-        f"wrote {output} ({training.get('steps', '?')} steps, best validation loss "
-        f"{training.get('best_val_loss', float('nan')):.5g})"
-    )
-    noise = model.metadata.get("noise")
-    if noise:
-        print(f"noise parameters (counts): {json.dumps(noise)}")
+    _print_trained(output, method, model)
     return 0
 
 
@@ -403,8 +355,9 @@ def _load_denoiser(args):
         raise CliError(str(exc)) from exc
 
 
-def cmd_denoise(args) -> int:
-    model = _load_denoiser(args)
+def _physics_options(args, model) -> tuple[dict, dict]:
+    """(detector physics, passes) for ``model`` (None: BM3D); CliError where an option
+    does not apply to it."""
     noise = _calibrated_noise(args)
     dark, flat = _frame(args.dark), _frame(args.flat)
     physics = {"noise": noise, "flatfield": args.flatfield, "dark": dark, "flat": flat}
@@ -421,52 +374,69 @@ def cmd_denoise(args) -> int:
             "not to --method bm3d or blind-spot/AMSSD model files."
         )
     passes = {} if args.self_ensemble is None else {"self_ensemble": args.self_ensemble}
-    model_name = (
-        "bm3d"
-        if model is None
-        else ("default" if args.model in (None, "default") else Path(args.model).name)
-    )
+    return physics, passes
+
+
+def _denoiser_name(args, model) -> str:
+    """The model's name in the history: bm3d, default, or the model file's name."""
+    if model is None:
+        return "bm3d"
+    return "default" if args.model in (None, "default") else Path(args.model).name
+
+
+def _channels_to_denoise(scan: io.Scan, model) -> tuple[list[str], np.ndarray]:
+    """(channel names, (C, Y, X) stack) of ``scan`` as ``model`` takes it."""
+    names = list(scan.channels)
+    images = np.stack([scan.channels[n] for n in names])
+    if model is not None and model.channels == 2:
+        if not scan.is_dual:
+            raise CliError(
+                f"The model denoises dual-energy scans but '{scan.name}' has one energy; "
+                "give the low/high pair or a single-energy model."
+            )
+        names, images = ["low", "high"], scan.stack()
+    return names, images
+
+
+def _denoise_images(scan_name: str, images, model, physics: dict, passes: dict, args):
+    """(denoised stack, noise records) of one scan; non-image edge bands unchanged."""
+    bar = _Bar(f"denoise {scan_name}", disable=args.quiet)
+    edges = bands.find_edge_bands(images)
+    physics_in = bands.frames_inside(physics, edges, images.shape)  # cut like the scan
+    try:
+        if model is None:
+            records: list = []
+            run = functools.partial(bm3d_denoise_scan, physics=physics_in, bar=bar, records=records)
+        else:
+            run = functools.partial(
+                model.denoise,
+                tile=args.tile,
+                overlap=args.overlap,
+                batch_size=args.batch_size,
+                on_progress=bar,
+                **physics_in,
+                **passes,
+            )
+        denoised = bands.apply_inside(run, images, edges)  # non-image edge bands unchanged
+        if model is not None:
+            records = (
+                model.last_noise if model.last_noise is not None else model.metadata.get("noise")
+            )
+    except ValueError as exc:
+        raise CliError(f"'{scan_name}': {exc}") from exc
+    finally:
+        bar.close()
+    return denoised, records
+
+
+def cmd_denoise(args) -> int:
+    model = _load_denoiser(args)
+    physics, passes = _physics_options(args, model)
+    model_name = _denoiser_name(args, model)
     out = _out_dir(args.output)
     for scan in io.read_scans(args.scans):
-        names = list(scan.channels)
-        images = np.stack([scan.channels[n] for n in names])
-        if model is not None and model.channels == 2:
-            if not scan.is_dual:
-                raise CliError(
-                    f"The model denoises dual-energy scans but '{scan.name}' has one energy; "
-                    "give the low/high pair or a single-energy model."
-                )
-            names, images = ["low", "high"], scan.stack()
-        bar = _Bar(f"denoise {scan.name}", disable=args.quiet)
-        edges = bands.find_edge_bands(images)
-        physics_in = bands.frames_inside(physics, edges, images.shape)  # cut like the scan
-        try:
-            if model is None:
-                records: list = []
-                run = functools.partial(
-                    bm3d_denoise_scan, physics=physics_in, bar=bar, records=records
-                )
-            else:
-                run = functools.partial(
-                    model.denoise,
-                    tile=args.tile,
-                    overlap=args.overlap,
-                    batch_size=args.batch_size,
-                    on_progress=bar,
-                    **physics_in,
-                    **passes,
-                )
-            denoised = bands.apply_inside(run, images, edges)  # non-image edge bands unchanged
-            if model is not None:
-                records = (
-                    model.last_noise
-                    if model.last_noise is not None
-                    else model.metadata.get("noise")
-                )
-        except ValueError as exc:
-            raise CliError(f"'{scan.name}': {exc}") from exc
-        finally:
-            bar.close()
+        names, images = _channels_to_denoise(scan, model)
+        denoised, records = _denoise_images(scan.name, images, model, physics, passes, args)
         meta = {"method": "bm3d+gat"} if model is None else model.metadata
         step = io.denoise_history_entry(model_name, meta, records)
         path = out / f"{scan.name}_denoised.tif"
@@ -525,6 +495,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``xray-denoise`` parser: global options, then one subparser per command."""
     parser = argparse.ArgumentParser(
         prog="xray-denoise",
         description="Denoise, fuse and score dual-energy 16-bit X-ray scans.",
@@ -537,31 +508,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="show debug log lines (for example tifffile's remarks on damaged files)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    for add_command in _COMMAND_PARSERS:
+        add_command(sub)
+    return parser
 
-    p = sub.add_parser("info", help="describe scans: shape, bits used, noise level")
-    p.add_argument("scans", nargs="+", help="TIFF files, low/high pairs or folders")
-    p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser(
-        "phantom", help="simulate a dual-energy bag scan with its noise-free reference"
-    )
-    p.add_argument("-o", "--output", required=True, help="noisy scan TIFF to write")
-    p.add_argument("--clean", help="also write the noise-free reference here")
-    p.add_argument("--shape", default="640x1000", help="YxX in pixels (default 640x1000)")
-    p.add_argument(
-        "--dose", type=float, default=3000.0, help="photons per pixel in air, low channel"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--compress", action="store_true", help="zlib-compress the TIFFs")
-    p.set_defaults(func=cmd_phantom)
+# ---- option groups: each written once, used by every subcommand that takes it
 
-    p = sub.add_parser("train", help="train a self-supervised denoiser on noisy scans")
-    p.add_argument(
-        "scans",
-        nargs="+",
-        help="TIFF files, low/high pairs or folders (dual-energy trains jointly)",
-    )
-    p.add_argument("-o", "--output", required=True, help="model file to write (.keras)")
+
+def _add_output(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("-o", "--output", required=True, help=help)
+
+
+def _add_quiet(p: argparse.ArgumentParser, help: str | None = None) -> None:
+    p.add_argument("--quiet", action="store_true", help=help)
+
+
+def _add_network_options(p: argparse.ArgumentParser) -> None:
+    """What to train: the method, and the blind-spot / AMSSD network's variant and size."""
     p.add_argument(
         "--method",
         default=options.DEFAULT_METHOD,
@@ -582,9 +546,14 @@ def build_parser() -> argparse.ArgumentParser:
         + "; ".join(f"{k}: {v[0]}" for k, v in options.NETWORK_SIZES.items()),
     )
     p.add_argument("--width", type=int, default=None, help="AMSSD base filter count (source 64)")
-    p.add_argument("--steps", type=int, default=options.TRAIN_DEFAULTS["steps"])
-    p.add_argument("--batch-size", type=int, default=options.TRAIN_DEFAULTS["batch_size"])
-    p.add_argument("--crop-size", type=int, default=options.TRAIN_DEFAULTS["crop_size"])
+
+
+def _add_training_schedule_options(p: argparse.ArgumentParser) -> None:
+    """How long and how to train: steps, crops, learning rate, time budget, noise, seed."""
+    defaults = options.TRAIN_DEFAULTS
+    p.add_argument("--steps", type=int, default=defaults["steps"])
+    p.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    p.add_argument("--crop-size", type=int, default=defaults["crop_size"])
     p.add_argument(
         "--learning-rate",
         type=float,
@@ -594,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--lr-schedule",
         default=None,
-        choices=["cosine", "plateau"],
+        choices=list(options.LR_SCHEDULES),
         help="cosine decay to the end of the run (blind-spot default) or halving on plateaus",
     )
     p.add_argument(
@@ -605,11 +574,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--noise",
-        default="per-scan",
-        choices=["per-scan", "shared"],
+        default=options.DEFAULT_TRAIN_NOISE,
+        choices=list(options.TRAIN_NOISE_MODES),
         help="calibrated modes: fit each training scan's noise (default) or learn one law for all",
     )
-    p.add_argument("--seed", type=int, default=options.TRAIN_DEFAULTS["seed"])
+    p.add_argument("--seed", type=int, default=defaults["seed"])
+
+
+def _add_starting_model_options(p: argparse.ArgumentParser) -> None:
+    """Where training starts and what it rewrites: fine-tuning, resuming, checkpoints."""
     p.add_argument(
         "--init",
         default=None,
@@ -620,13 +593,156 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint", help="rewrite this .keras file at every new best validation loss"
     )
+
+
+def _add_training_speed_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bf16", action="store_true", help="mixed bfloat16 (faster on CPUs with AVX512-BF16/AMX)"
     )
     p.add_argument("--xla", action="store_true", help="compile the training step with XLA")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_flatfield_options(p: argparse.ArgumentParser) -> None:
+    """Column flat-field: estimated from the scan's air, or dark/flat frames."""
+    p.add_argument(
+        "--flatfield",
+        choices=list(options.FLATFIELD_MODES),
+        default=options.DEFAULT_FLATFIELD,
+        help="column flat-field from the scan's air (auto, default) or none",
+    )
+    p.add_argument(
+        "--dark", help="dark frame TIFF (detector offset per column), replaces the estimate"
+    )
+    p.add_argument("--flat", help="flat (air) frame TIFF (column gains), replaces the estimate")
+
+
+def _add_noise_options(p: argparse.ArgumentParser) -> None:
+    """A calibrated detector noise law instead of the fit on each scan."""
+    p.add_argument(
+        "--gain",
+        type=float,
+        default=None,
+        help="calibrated detector gain, counts per detected quantum (instead of the noise fit)",
+    )
+    p.add_argument("--offset", type=float, default=None, help="calibrated detector offset, counts")
+    p.add_argument(
+        "--read-noise", type=float, default=None, help="calibrated read noise std, counts"
+    )
+
+
+def _add_tile_options(p: argparse.ArgumentParser, overlap_help: str | None = None) -> None:
+    """Tile side and overlap of tiled inference (None: the model's own)."""
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=options.DENOISE_DEFAULTS["tile"],
+        help="tile side (default: the model's)",
+    )
+    p.add_argument(
+        "--overlap", type=int, default=options.DENOISE_DEFAULTS["overlap"], help=overlap_help
+    )
+
+
+def _add_inference_options(p: argparse.ArgumentParser) -> None:
+    """Tiling, tiles per network call and the default model's passes."""
+    _add_tile_options(
+        p,
+        overlap_help="tile overlap in pixels (default: the model's, at least its receptive radius)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=options.DENOISE_DEFAULTS["batch_size"],
+        help="tiles per network call (default: 1 on a CPU, 8 on a GPU)",
+    )
+    p.add_argument(
+        "--self-ensemble",
+        type=int,
+        choices=options.SELF_ENSEMBLES,
+        default=options.DENOISE_DEFAULTS["self_ensemble"],
+        help=options.SELF_ENSEMBLE_HELP,
+    )
+
+
+def _add_fusion_options(p: argparse.ArgumentParser) -> None:
+    """Fusion method and its parameters (wavelet rules; spatial threshold and gamma)."""
+    defaults = options.FUSION_DEFAULTS
+    p.add_argument("--method", choices=options.FUSION_METHODS, default=defaults["method"])
+    p.add_argument(
+        "--wavelet",
+        default=defaults["wavelet"],
+        help="any discrete PyWavelets wavelet (wavelet method)",
+    )
+    p.add_argument(
+        "--level", type=int, default=defaults["level"], help="decomposition levels (wavelet method)"
+    )
+    p.add_argument("--approx", choices=options.FUSION_APPROX_RULES, default=defaults["approx"])
+    p.add_argument("--detail", choices=options.FUSION_DETAIL_RULES, default=defaults["detail"])
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=defaults["threshold"],
+        help="background/detail threshold in counts (spatial method; default 20/255 of white)",
+    )
+    p.add_argument(
+        "--gamma", type=float, default=defaults["gamma"], help="display gamma (spatial method)"
+    )
+
+
+def _add_cluster_options(p: argparse.ArgumentParser) -> None:
+    """Where batch tasks run, and whether finished scans are redone."""
+    p.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (default: one per core)"
+    )
+    p.add_argument(
+        "--scheduler", default=None, help="use a running dask cluster, e.g. tcp://host:8786"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="redo scans whose outputs are already up to date"
+    )
+
+
+# ---- subcommands, in the order ``xray-denoise --help`` lists them
+
+
+def _add_info_parser(sub) -> None:
+    p = sub.add_parser("info", help="describe scans: shape, bits used, noise level")
+    p.add_argument("scans", nargs="+", help="TIFF files, low/high pairs or folders")
+    p.set_defaults(func=cmd_info)
+
+
+def _add_phantom_parser(sub) -> None:
+    p = sub.add_parser(
+        "phantom", help="simulate a dual-energy bag scan with its noise-free reference"
+    )
+    _add_output(p, "noisy scan TIFF to write")
+    p.add_argument("--clean", help="also write the noise-free reference here")
+    p.add_argument("--shape", default="640x1000", help="YxX in pixels (default 640x1000)")
+    p.add_argument(
+        "--dose", type=float, default=3000.0, help="photons per pixel in air, low channel"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compress", action="store_true", help="zlib-compress the TIFFs")
+    p.set_defaults(func=cmd_phantom)
+
+
+def _add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a self-supervised denoiser on noisy scans")
+    p.add_argument(
+        "scans",
+        nargs="+",
+        help="TIFF files, low/high pairs or folders (dual-energy trains jointly)",
+    )
+    _add_output(p, "model file to write (.keras)")
+    _add_network_options(p)
+    _add_training_schedule_options(p)
+    _add_starting_model_options(p)
+    _add_training_speed_options(p)
+    _add_quiet(p, "no progress bar")
     p.set_defaults(func=cmd_train)
 
+
+def _add_denoise_parser(sub) -> None:
     p = sub.add_parser(
         "denoise", help="denoise scans with the default model, a trained model or BM3D"
     )
@@ -642,61 +758,23 @@ def build_parser() -> argparse.ArgumentParser:
         default="model",
         help="'model' (default) or 'bm3d': BM3D + generalized Anscombe, ~15x slower (needs the bm3d extra)",
     )
-    p.add_argument(
-        "--flatfield",
-        choices=["auto", "none"],
-        default="auto",
-        help="column flat-field from the scan's air (auto, default) or none",
-    )
-    p.add_argument(
-        "--dark", help="dark frame TIFF (detector offset per column), replaces the estimate"
-    )
-    p.add_argument("--flat", help="flat (air) frame TIFF (column gains), replaces the estimate")
-    p.add_argument(
-        "--gain",
-        type=float,
-        default=None,
-        help="calibrated detector gain, counts per detected quantum (instead of the noise fit)",
-    )
-    p.add_argument("--offset", type=float, default=None, help="calibrated detector offset, counts")
-    p.add_argument(
-        "--read-noise", type=float, default=None, help="calibrated read noise std, counts"
-    )
-    p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument(
-        "--tile",
-        type=int,
-        default=options.DENOISE_DEFAULTS["tile"],
-        help="tile side (default: the model's)",
-    )
-    p.add_argument(
-        "--overlap",
-        type=int,
-        default=options.DENOISE_DEFAULTS["overlap"],
-        help="tile overlap in pixels (default: the model's, at least its receptive radius)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=options.DENOISE_DEFAULTS["batch_size"],
-        help="tiles per network call (default: 1 on a CPU, 8 on a GPU)",
-    )
-    p.add_argument(
-        "--self-ensemble",
-        type=int,
-        choices=options.SELF_ENSEMBLES,
-        default=options.DENOISE_DEFAULTS["self_ensemble"],
-        help=options.SELF_ENSEMBLE_HELP,
-    )
-    p.add_argument("--quiet", action="store_true")
+    _add_flatfield_options(p)
+    _add_noise_options(p)
+    _add_output(p, "output folder")
+    _add_inference_options(p)
+    _add_quiet(p)
     p.set_defaults(func=cmd_denoise)
 
+
+def _add_targets_parser(sub) -> None:
     p = sub.add_parser("targets", help="multiscale pseudo-clean targets (AMSSD) as 16-bit TIFFs")
     p.add_argument("scans", nargs="+")
-    p.add_argument("-o", "--output", required=True, help="output folder")
+    _add_output(p, "output folder")
     p.add_argument("--scales", help="factor:a pairs, default 2:1.2,3:1.5,2:1.8")
     p.set_defaults(func=cmd_targets)
 
+
+def _add_score_parser(sub) -> None:
     p = sub.add_parser(
         "score", help="BRISQUE, flat-region noise, and PSNR/SSIM against a reference"
     )
@@ -712,31 +790,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_score)
 
+
+def _add_fuse_parser(sub) -> None:
     p = sub.add_parser("fuse", help="fuse low and high energy into one 16-bit image")
     p.add_argument("scan", help="a dual-energy TIFF or one half of a low/high pair")
-    p.add_argument("-o", "--output", required=True, help="output TIFF")
-    p.add_argument("--method", choices=options.FUSION_METHODS, default="wavelet")
-    p.add_argument(
-        "--wavelet", default="db4", help="any discrete PyWavelets wavelet (wavelet method)"
-    )
-    p.add_argument("--level", type=int, default=4, help="decomposition levels (wavelet method)")
-    p.add_argument("--approx", choices=options.FUSION_APPROX_RULES, default="smoothed_mean")
-    p.add_argument("--detail", choices=options.FUSION_DETAIL_RULES, default="sum")
-    p.add_argument(
-        "--threshold",
-        type=float,
-        default=None,
-        help="background/detail threshold in counts (spatial method; default 20/255 of white)",
-    )
-    p.add_argument("--gamma", type=float, default=2.2, help="display gamma (spatial method)")
+    _add_output(p, "output TIFF")
+    _add_fusion_options(p)
     p.set_defaults(func=cmd_fuse)
 
+
+def _add_colour_parser(sub) -> None:
     p = sub.add_parser(
         "colour", aliases=["color"], help="colour a dual-energy scan (material, hsv or hot)"
     )
     p.add_argument("scan")
-    p.add_argument("-o", "--output", required=True, help="output .png or .tif (8-bit RGB)")
-    p.add_argument("--scheme", choices=options.COLOUR_SCHEMES, default="material")
+    _add_output(p, "output .png or .tif (8-bit RGB)")
+    p.add_argument(
+        "--scheme", choices=options.COLOUR_SCHEMES, default=options.DEFAULT_COLOUR_SCHEME
+    )
     p.add_argument(
         "--smooth",
         type=float,
@@ -748,6 +819,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_colour)
 
+
+def _add_batch_parser(sub) -> None:
     p = sub.add_parser(
         "batch", help="denoise (fuse, colour, score) whole folders on a dask cluster, resumable"
     )
@@ -756,15 +829,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="folders, globs (quoted) or TIFF files; <name>_clean scans are references",
     )
-    p.add_argument(
-        "-o", "--output", required=True, help="output folder (outputs, manifest.csv/json, journal)"
-    )
+    _add_output(p, "output folder (outputs, manifest.csv/json, journal)")
     p.add_argument(
         "--model", default="default", help=".keras model file, or 'default' (the shipped model)"
     )
     p.add_argument(
         "--fuse",
-        choices=["wavelet", "spatial"],
+        choices=list(options.FUSION_METHODS),
         default=None,
         help="also fuse the denoised energies",
     )
@@ -780,24 +851,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="BRISQUE, flat-region noise, PSNR/SSIM beside a reference",
     )
-    p.add_argument(
-        "--workers", type=int, default=None, help="local worker processes (default: one per core)"
-    )
-    p.add_argument(
-        "--scheduler", default=None, help="use a running dask cluster, e.g. tcp://host:8786"
-    )
-    p.add_argument(
-        "--force", action="store_true", help="redo scans whose outputs are already up to date"
-    )
-    p.add_argument("--tile", type=int, default=None, help="tile side (default: the model's)")
-    p.add_argument("--overlap", type=int, default=None)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_cluster_options(p)
+    _add_tile_options(p)
+    _add_quiet(p, "no progress bar")
     p.set_defaults(func=cmd_batch)
 
+
+def _add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="the main job on the shipped sample bags, outputs under --out")
     p.add_argument("--out", default="outputs")
     p.set_defaults(func=cmd_demo)
-    return parser
+
+
+_COMMAND_PARSERS = (
+    _add_info_parser,
+    _add_phantom_parser,
+    _add_train_parser,
+    _add_denoise_parser,
+    _add_targets_parser,
+    _add_score_parser,
+    _add_fuse_parser,
+    _add_colour_parser,
+    _add_batch_parser,
+    _add_demo_parser,
+)
 
 
 def _configure_logging(verbose: bool) -> None:

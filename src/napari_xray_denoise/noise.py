@@ -329,6 +329,40 @@ def fit_noise_levels(
     -------
     NoiseFit with ``model`` (a in counts per quantum, b in counts^2) and the level sets.
     """
+    y = _checked_image(image, n_bins, mean_window, flat_fraction, read_variance)
+    residual = ndimage.correlate(y, _SECOND_DIFF, mode="reflect")
+    local_mean = ndimage.uniform_filter(y, mean_window, mode="reflect")
+    grad2, grad_gain = _edge_strength(y, gradient_sigma)
+    low, high = _clip_levels(y, clip_low, clip_high)
+    valid = _usable_pixels(y, mean_window, gradient_sigma, low, high, min_count)
+    m, r, g2 = local_mean[valid], residual[valid], grad2[valid]
+
+    # Pass 1: per intensity bin, the flattest pixels.
+    keep = _flattest_per_bin(m, g2, n_bins, flat_fraction)
+    means, variances, counts = _level_sets(m[keep], r[keep], n_bins, min_count)
+    _need_two_levels(means, min_count)
+    a, b, *_ = _weighted_affine_fit(means, variances, counts, fixed_b=read_variance)
+
+    # Pass 2: pixels whose gradient is consistent with pure noise at the pass-1 model.
+    keep = _noise_like(m, g2, grad_gain, a, b, variances, flat_fraction)
+    if np.count_nonzero(keep) >= 4 * min_count:
+        means, variances, counts = _level_sets(m[keep], r[keep], n_bins, min_count)
+    _need_two_levels(means, min_count)
+
+    # Level sets too close to a clip level have truncated (smaller) noise.
+    a, b, *_ = _weighted_affine_fit(means, variances, counts, fixed_b=read_variance)
+    means, variances, counts = _away_from_clips(means, variances, counts, a, b, low, high)
+    a, b, a_se, b_se, used = _weighted_affine_fit(means, variances, counts, fixed_b=read_variance)
+    note = "fitted a and b" if read_variance is None else "fitted a, b given"
+    if read_variance is None:
+        a, b, a_se, b_se, used, note = _robust_choice(
+            means, variances, counts, (a, b, a_se, b_se, used), top=float(y.max())
+        )
+    return NoiseFit(NoiseModel(a, b), means, variances, counts, used, a_se, b_se, note)
+
+
+def _checked_image(image, n_bins, mean_window, flat_fraction, read_variance) -> np.ndarray:
+    """``image`` as float64 counts, after checking it and the fit's settings."""
     y = np.asarray(image)
     if y.ndim != 2 or min(y.shape) < 32:
         raise ValueError(
@@ -343,15 +377,15 @@ def fit_noise_levels(
         raise ValueError("need n_bins >= 4, an odd mean_window >= 3 and 0 < flat_fraction < 1.")
     if read_variance is not None and not np.isfinite(read_variance):
         raise ValueError(f"read_variance must be a finite number of counts^2, got {read_variance}.")
+    return y
 
-    residual = ndimage.correlate(y, _SECOND_DIFF, mode="reflect")
-    local_mean = ndimage.uniform_filter(y, mean_window, mode="reflect")
-    grad2, grad_gain = _edge_strength(y, gradient_sigma)
 
+def _usable_pixels(y, mean_window, gradient_sigma, low, high, min_count) -> np.ndarray:
+    """Pixels whose windows stay inside the image, touch no clipped pixel (at or beyond
+    ``low``/``high``) and are not constant; ValueError when too few are left."""
     valid = np.zeros(y.shape, dtype=bool)
     border = max(mean_window // 2, _TREND_WINDOW // 2 + int(np.ceil(4 * gradient_sigma)) + 1)
     valid[border:-border, border:-border] = True
-    low, high = _clip_levels(y, clip_low, clip_high)
     clipped = np.zeros(y.shape, dtype=bool)
     if low is not None:
         clipped |= y <= low
@@ -366,9 +400,12 @@ def fit_noise_levels(
             "too few unclipped, non-constant pixels to fit a noise model; "
             "pass a larger image or one that is not mostly saturated."
         )
-    m, r, g2 = local_mean[valid], residual[valid], grad2[valid]
+    return valid
 
-    # Pass 1: per intensity bin, the flattest pixels.
+
+def _flattest_per_bin(m, g2, n_bins: int, flat_fraction: float) -> np.ndarray:
+    """Pass 1 of the smoothness test: per quantile bin of the level ``m``, the
+    ``flat_fraction`` of pixels with the weakest edges ``g2``."""
     edges = np.unique(np.quantile(m, np.linspace(0, 1, n_bins + 1)))
     which = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, max(edges.size - 2, 0))
     order = np.lexsort((g2, which))  # by bin, then by gradient
@@ -377,28 +414,28 @@ def fit_noise_levels(
     for i in range(edges.size - 1):
         idx = order[starts[i] : starts[i + 1]]
         keep[idx[: max(1, int(flat_fraction * idx.size))]] = True
-    means, variances, counts = _level_sets(m[keep], r[keep], n_bins, min_count)
-    if means.size < 2:
-        raise ValueError(
-            f"could not find two intensity levels with {min_count} usable pixels each; "
-            "pass a larger scan, or one with more unsaturated, flat regions."
-        )
-    a, b, *_ = _weighted_affine_fit(means, variances, counts, fixed_b=read_variance)
+    return keep
 
-    # Pass 2: pixels whose gradient is consistent with pure noise at the pass-1 model.
+
+def _noise_like(m, g2, grad_gain: float, a: float, b: float, variances, flat_fraction: float):
+    """Pass 2 of the smoothness test: pixels whose edge strength is below the
+    ``flat_fraction`` quantile of pure noise at the law ``a * m + b`` (chi-square, 2 dof)."""
     threshold = -2.0 * np.log1p(-flat_fraction)  # chi-square(2) quantile
     noise_var = np.maximum(a * m + b, 1e-6 * max(float(np.median(variances)), 1e-12))
-    keep = g2 <= threshold * grad_gain * noise_var
-    if np.count_nonzero(keep) >= 4 * min_count:
-        means, variances, counts = _level_sets(m[keep], r[keep], n_bins, min_count)
+    return g2 <= threshold * grad_gain * noise_var
+
+
+def _need_two_levels(means, min_count: int) -> None:
     if means.size < 2:
         raise ValueError(
             f"could not find two intensity levels with {min_count} usable pixels each; "
             "pass a larger scan, or one with more unsaturated, flat regions."
         )
 
-    # Level sets too close to a clip level have truncated (smaller) noise.
-    a, b, *_ = _weighted_affine_fit(means, variances, counts, fixed_b=read_variance)
+
+def _away_from_clips(means, variances, counts, a: float, b: float, low, high):
+    """The level sets more than ``_CLIP_MARGIN`` noise std from a clip level (truncated
+    noise looks smaller), unless fewer than two would be left."""
     std = np.sqrt(np.maximum(a * means + b, 0.0))
     near_clip = np.zeros(means.size, dtype=bool)
     if low is not None:
@@ -406,14 +443,8 @@ def fit_noise_levels(
     if high is not None:
         near_clip |= means + _CLIP_MARGIN * std >= high
     if np.count_nonzero(~near_clip) >= 2:
-        means, variances, counts = means[~near_clip], variances[~near_clip], counts[~near_clip]
-    a, b, a_se, b_se, used = _weighted_affine_fit(means, variances, counts, fixed_b=read_variance)
-    note = "fitted a and b" if read_variance is None else "fitted a, b given"
-    if read_variance is None:
-        a, b, a_se, b_se, used, note = _robust_choice(
-            means, variances, counts, (a, b, a_se, b_se, used), top=float(y.max())
-        )
-    return NoiseFit(NoiseModel(a, b), means, variances, counts, used, a_se, b_se, note)
+        return means[~near_clip], variances[~near_clip], counts[~near_clip]
+    return means, variances, counts
 
 
 #: plausible read-noise term of an X-ray detector, relative to the top of the signal range:
@@ -432,8 +463,10 @@ def _robust_choice(means, variances, counts, full, *, top: float):
     ``b`` only when it is significant (> 3 standard errors from 0, or an F-test of b = 0
     fails) and the level sets span
     a usable range; otherwise fit ``a`` with ``b = 0``. A significant ``b`` outside the
-    physical band (pedestal <= 3% of the top level, read std <= 1% of it) is clamped to the
-    band and ``a`` refitted.
+    physical band (pedestal <= 3% of the top level or up to the darkest level set, at most
+    3% of the 16-bit range; read std <= 1% of the top level) is clamped to the band and
+    ``a`` refitted. (The band was 3% of the top level alone until 2026-12-03: dark scans of
+    detectors with offsets got their b clamped and a 1.5-3x too small gain.)
     """
     a, b, a_se, b_se, used = full
     narrow = np.ptp(means[used]) < 2.0 * np.sqrt(np.median(variances[used]))
@@ -452,7 +485,11 @@ def _robust_choice(means, variances, counts, full, *, top: float):
             )
         why = "the scan spans too few grey levels" if narrow else "b was not significant"
         return a0, 0.0, a0_se, b_se, used0, f"b set to 0 ({why})"
-    low = -a * _MAX_OFFSET_FRACTION * top
+    # the pedestal: at most 3% of the top level, or up to the darkest level set (an offset
+    # is below every signal), so a dark scan from a detector with an offset (its top a few
+    # hundred counts, its offset 60 or 200) keeps its fitted b; capped at 3% of 16 bits
+    darkest = float(np.min(means[used])) if np.any(used) else 0.0
+    low = -a * max(_MAX_OFFSET_FRACTION * top, min(darkest, _MAX_OFFSET_FRACTION * 65535.0))
     high = (_MAX_READ_STD_FRACTION * top) ** 2
     if low <= b <= high:
         return a, b, a_se, b_se, used, "fitted a and b"

@@ -101,3 +101,69 @@ FUSION_METHODS = ("wavelet", "spatial")
 FUSION_APPROX_RULES = APPROX_RULES
 FUSION_DETAIL_RULES = DETAIL_RULES
 COLOUR_SCHEMES = ("material", "hsv", "hot")
+#: the command line's fusion defaults, those of ``fusion.wavelet_fuse`` / ``spatial_fuse``
+#: (``threshold`` None: 20/255 of the white level)
+FUSION_DEFAULTS = {
+    "method": "wavelet",
+    "wavelet": "db4",
+    "level": 4,
+    "approx": "smoothed_mean",
+    "detail": "sum",
+    "threshold": None,
+    "gamma": 2.2,
+}
+DEFAULT_COLOUR_SCHEME = "material"
+
+#: column flat-field: estimated from the scan's air (``auto``, the default) or none
+FLATFIELD_MODES = ("auto", "none")
+DEFAULT_FLATFIELD = "auto"
+#: learning-rate schedules (None: the configuration's own, cosine for blind-spot)
+LR_SCHEDULES = ("cosine", "plateau")
+#: calibrated blind-spot modes: fit each training scan's noise, or learn one law for all
+TRAIN_NOISE_MODES = ("per-scan", "shared")
+DEFAULT_TRAIN_NOISE = "per-scan"
+
+# ---- what the widgets' choice lists show; the value passed to the library stays the name
+
+
+def labelled(names, labels: dict[str, str]) -> list[tuple[str, str]]:
+    """``(label, name)`` choices of a combo box; a name without a label shows as itself."""
+    return [(labels.get(name, name), name) for name in names]
+
+
+#: training methods (a method registered later without a label shows its name)
+METHOD_LABELS = {
+    "finetune": "Fine-tune the default model",
+    "poissongaussian": "Blind-spot, Poisson-Gaussian noise (Laine et al.)",
+    "poisson": "Blind-spot, Poisson noise (Laine et al.)",
+    "gaussian": "Blind-spot, Gaussian noise (Laine et al.)",
+    "uncalib": "Blind-spot, uncalibrated noise (Laine et al.)",
+    "mse": "Blind-spot, plain squared error",
+    "amssd": "AMSSD (multiscale pseudo-targets)",
+}
+#: dual-energy variants of the blind-spot network
+JOINT_LABELS = {
+    "auto": "auto (separate)",
+    "separate": "separate: one model per energy",
+    "blind": "blind: centre pixel hidden in both",
+    "cross": "cross: each energy sees the other's centre",
+}
+#: fusion methods and the wavelet rules
+FUSION_METHOD_LABELS = {
+    "wavelet": "wavelet (source rules)",
+    "spatial": "spatial (background/detail)",
+}
+FUSION_RULE_LABELS = {
+    "smoothed_mean": "smoothed mean",
+    "mean": "mean",
+    "weighted": "weighted (low-energy weight)",
+    "sum": "sum",
+    "max_abs": "largest magnitude",
+}
+#: colour schemes (``none``: the Fuse & colour widget's fusion only)
+COLOUR_SCHEME_LABELS = {
+    "material": "material (organic, inorganic, metal)",
+    "hsv": "HSV pseudocolour",
+    "hot": "hot colormap",
+    "none": "none (fusion only)",
+}

@@ -721,6 +721,86 @@ def make_bag(
         of absorbed photons, ``dose * spectra.quanta_high_per_low`` (about 0.28).
     scanner: tube and detector model; None uses ``ScannerModel()`` (150 kVp).
     """
+    settings = _checked_settings(
+        shape,
+        dose=dose,
+        seed=seed,
+        noise_seed=noise_seed,
+        gain_streak_std=gain_streak_std,
+        read_noise=read_noise,
+        blur_sigma=blur_sigma,
+        white_level=white_level,
+        n_objects=n_objects,
+        hot_pixels=hot_pixels,
+        threat=threat,
+        high_dose=high_dose,
+        scanner=scanner,
+    )
+    # one scene generator, in this order: the bag, the detector streaks, the defects
+    scene_rng = np.random.default_rng([settings.seed, 0])
+    thickness, objects = _draw_scene(settings, scene_rng)
+    transmission = _blurred_transmission(thickness, settings.spectra, settings.blur_sigma)
+    streak_gain = _streak_gain(scene_rng, settings.shape[1], settings.gain_streak_std)
+    gains = tuple(settings.white_level / d for d in settings.doses)
+    clean, noisy = _record(transmission, streak_gain, gains, settings)
+    defects = _add_defects(noisy, scene_rng, int(settings.hot_pixels))
+    noise = tuple(
+        NoiseParams(g, math.sqrt(r * r + 1.0 / 12.0))
+        for g, r in zip(gains, settings.read, strict=True)
+    )
+    return PhantomScan(
+        noisy=noisy,
+        clean=clean,
+        labels=_labels(thickness, settings.spectra),
+        thickness=thickness,
+        transmission=transmission,
+        streak_gain=streak_gain,
+        noise=noise,
+        params=_bag_params(settings, objects, defects),
+    )
+
+
+@dataclass(frozen=True)
+class _BagSettings:
+    """``make_bag``'s arguments once checked, defaults settled (the others as given)."""
+
+    shape: tuple[int, int]
+    seed: int
+    noise_seed: int
+    doses: tuple[float, float]  #: quanta per air pixel, low and high channel
+    read: tuple[float, float]  #: read noise std per channel, counts
+    scanner: ScannerModel
+    spectra: DetectorSpectra
+    gain_streak_std: float
+    blur_sigma: float
+    white_level: float
+    n_objects: int
+    hot_pixels: int
+    threat: bool
+
+    @property
+    def pitch_cm(self) -> float:
+        """Pixel pitch: any shape covers the reference shape's area (one whole bag)."""
+        return _REFERENCE_PITCH_CM * math.sqrt(math.prod(_REFERENCE_SHAPE) / math.prod(self.shape))
+
+
+def _checked_settings(
+    shape,
+    *,
+    dose,
+    seed,
+    noise_seed,
+    gain_streak_std,
+    read_noise,
+    blur_sigma,
+    white_level,
+    n_objects,
+    hot_pixels,
+    threat,
+    high_dose,
+    scanner,
+) -> _BagSettings:
+    """Check ``make_bag``'s arguments (ValueError, one sentence) and settle the defaults."""
     if len(shape) != 2 or min(int(s) for s in shape) < 32:
         raise ValueError(f"shape must be two sizes of at least 32 pixels, got {shape}.")
     shape = (int(shape[0]), int(shape[1]))
@@ -741,61 +821,93 @@ def make_bag(
         high_dose = dose * spectra.quanta_high_per_low
     if not (np.isfinite(high_dose) and high_dose > 0):
         raise ValueError(f"high_dose must be a positive number of quanta, got {high_dose}.")
-    doses = (float(dose), float(high_dose))
+    return _BagSettings(
+        shape=shape,
+        seed=seed,
+        noise_seed=noise_seed,
+        doses=(float(dose), float(high_dose)),
+        read=read,
+        scanner=scanner,
+        spectra=spectra,
+        gain_streak_std=gain_streak_std,
+        blur_sigma=blur_sigma,
+        white_level=white_level,
+        n_objects=n_objects,
+        hot_pixels=hot_pixels,
+        threat=threat,
+    )
 
-    scene_rng = np.random.default_rng([seed, 0])
-    pitch = _REFERENCE_PITCH_CM * math.sqrt(math.prod(_REFERENCE_SHAPE) / math.prod(shape))
-    canvas = _Canvas(shape, pitch, scene_rng)
-    interior, objects = _draw_bag(canvas, scene_rng, int(n_objects), bool(threat))
+
+def _draw_scene(settings: _BagSettings, rng) -> tuple[dict[str, np.ndarray], list]:
+    """(path length per material, objects drawn) of a packed bag; nothing outside the bag
+    but its nylon shell."""
+    canvas = _Canvas(settings.shape, settings.pitch_cm, rng)
+    interior, objects = _draw_bag(canvas, rng, int(settings.n_objects), bool(settings.threat))
     thickness = canvas.t
     for name, t in thickness.items():
         if name != "nylon":
             t *= interior  # nothing sticks out of the bag
         np.maximum(t, 0, out=t)
+    return thickness, objects
 
+
+def _blurred_transmission(thickness, spectra: DetectorSpectra, blur_sigma: float) -> np.ndarray:
+    """(2, Y, X) polychromatic transmission, with the detector blur."""
     transmission = polychromatic_transmission(thickness, spectra)
     if blur_sigma > 0:
         for c in range(2):
             transmission[c] = ndimage.gaussian_filter(transmission[c], blur_sigma, mode="nearest")
-    streaks = scene_rng.standard_normal((2, shape[1]))
-    boards = np.repeat(scene_rng.standard_normal((2, shape[1] // 32 + 1)), 32, axis=1)[
-        :, : shape[1]
-    ]
-    streak_gain = 1.0 + gain_streak_std * (0.8 * streaks + 0.6 * boards)
+    return transmission
 
-    gains = tuple(white_level / d for d in doses)
-    quanta = transmission * (np.array(doses)[:, None, None] * streak_gain[:, None, :])
+
+def _streak_gain(rng, width: int, gain_streak_std: float) -> np.ndarray:
+    """(2, X) per-detector-element efficiency: element noise plus 32-element boards."""
+    streaks = rng.standard_normal((2, width))
+    boards = np.repeat(rng.standard_normal((2, width // 32 + 1)), 32, axis=1)[:, :width]
+    return 1.0 + gain_streak_std * (0.8 * streaks + 0.6 * boards)
+
+
+def _record(transmission, streak_gain, gains, settings: _BagSettings):
+    """(clean float64 counts, noisy uint16 counts): photon and read noise, rounded, clipped."""
+    quanta = transmission * (np.array(settings.doses)[:, None, None] * streak_gain[:, None, :])
     clean = quanta * np.array(gains)[:, None, None]
-    noise_rng = np.random.default_rng([noise_seed, 1])
+    noise_rng = np.random.default_rng([settings.noise_seed, 1])
     counts = noise_rng.poisson(quanta).astype(np.float64)
     counts *= np.array(gains)[:, None, None]
-    counts += noise_rng.standard_normal(counts.shape) * np.array(read)[:, None, None]
-    noisy = np.clip(np.rint(counts), 0, UINT16_MAX).astype(np.uint16)
+    counts += noise_rng.standard_normal(counts.shape) * np.array(settings.read)[:, None, None]
+    return clean, np.clip(np.rint(counts), 0, UINT16_MAX).astype(np.uint16)
 
-    defects = []
-    if hot_pixels:
-        where = scene_rng.integers(0, [2, shape[0], shape[1]], size=(int(hot_pixels), 3))
-        values = np.where(np.arange(int(hot_pixels)) % 2 == 0, UINT16_MAX, 0)
-        noisy[where[:, 0], where[:, 1], where[:, 2]] = values
-        defects = [
-            (int(c), int(y), int(x), int(v)) for (c, y, x), v in zip(where, values, strict=True)
-        ]
 
-    params = {
-        "shape": shape,
-        "seed": seed,
-        "noise_seed": noise_seed,
+def _add_defects(noisy: np.ndarray, rng, hot_pixels: int) -> list[tuple[int, int, int, int]]:
+    """Set ``hot_pixels`` defective pixels of ``noisy`` (in place; half stuck at 65535,
+    half at 0); returns their (channel, y, x, value)."""
+    if not hot_pixels:
+        return []
+    _, height, width = noisy.shape
+    where = rng.integers(0, [2, height, width], size=(hot_pixels, 3))
+    values = np.where(np.arange(hot_pixels) % 2 == 0, UINT16_MAX, 0)
+    noisy[where[:, 0], where[:, 1], where[:, 2]] = values
+    return [(int(c), int(y), int(x), int(v)) for (c, y, x), v in zip(where, values, strict=True)]
+
+
+def _bag_params(settings: _BagSettings, objects: list, defects: list) -> dict:
+    """``PhantomScan.params``: every setting used, the objects drawn and the defects."""
+    spectra, doses = settings.spectra, settings.doses
+    return {
+        "shape": settings.shape,
+        "seed": settings.seed,
+        "noise_seed": settings.noise_seed,
         "dose": doses[0],
         "dose_high": doses[1],
-        "gain_streak_std": float(gain_streak_std),
-        "read_noise": read,
-        "blur_sigma": float(blur_sigma),
-        "white_level": float(white_level),
-        "n_objects": int(n_objects),
-        "hot_pixels": int(hot_pixels),
-        "threat": bool(threat),
-        "scanner": dataclasses.asdict(scanner),
-        "pixel_size_cm": pitch,
+        "gain_streak_std": float(settings.gain_streak_std),
+        "read_noise": settings.read,
+        "blur_sigma": float(settings.blur_sigma),
+        "white_level": float(settings.white_level),
+        "n_objects": int(settings.n_objects),
+        "hot_pixels": int(settings.hot_pixels),
+        "threat": bool(settings.threat),
+        "scanner": dataclasses.asdict(settings.scanner),
+        "pixel_size_cm": settings.pitch_cm,
         "belt_axis": 0,
         "energies_kev": (
             float(spectra.energies_kev[0]),
@@ -806,16 +918,3 @@ def make_bag(
         "objects": objects,
         "defects": defects,
     }
-    noise = tuple(
-        NoiseParams(g, math.sqrt(r * r + 1.0 / 12.0)) for g, r in zip(gains, read, strict=True)
-    )
-    return PhantomScan(
-        noisy=noisy,
-        clean=clean,
-        labels=_labels(thickness, spectra),
-        thickness=thickness,
-        transmission=transmission,
-        streak_gain=streak_gain,
-        noise=noise,
-        params=params,
-    )

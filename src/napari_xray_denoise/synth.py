@@ -38,10 +38,12 @@ __all__ = [
     "cables",
     "circuit_board",
     "dead_leaves",
+    "dense_electronics",
     "fractal_clutter",
     "mesh",
     "photo_scene",
     "random_scene",
+    "scan_detector",
     "scan_transmission",
     "small_objects",
     "training_photographs",
@@ -299,6 +301,57 @@ def mesh(shape, rng) -> np.ndarray:
     return (rng.uniform(0.2, 2.0) * pattern * region).astype(np.float32)
 
 
+def dense_electronics(shape, rng, *, blur: tuple[float, float] = (0.3, 1.0)) -> np.ndarray:
+    """A photon-starved scene (transmission map in (0, 1], float32): a laptop, a power
+    bank or stacked metal, where most pixels pass 0.5-10% of the air level.
+
+    A thick base (battery cells as blocks, a chassis plate, or stacked plates: optical
+    depth 2.3-5, i.e. 10% to 0.7% transmission) under a circuit board, screws and cells
+    (``small_objects``) and cables; now and then an open-air margin or a gap between
+    objects, so air and near-black sit side by side as at the edge of a laptop."""
+    shape = (int(shape[0]), int(shape[1]))
+    h, w = shape
+    depth = np.full(shape, rng.uniform(2.3, 4.0), np.float32)
+    kind = int(rng.integers(3))
+    if kind == 0:  # battery cells: rows of rounded blocks
+        n = int(rng.integers(2, 7))
+        for i in range(n):
+            cy = (i + 0.5) * h / n + rng.normal(0, 2)
+            mask = _rect_mask(shape, cy, w / 2, h / n * 0.42, w * rng.uniform(0.3, 0.5), 0.0)
+            depth += rng.uniform(0.3, 1.5) * _soft(mask, 1.5)
+    elif kind == 1:  # stacked plates at random angles
+        for _ in range(int(rng.integers(2, 6))):
+            mask = _rect_mask(
+                shape,
+                rng.uniform(0, h),
+                rng.uniform(0, w),
+                rng.uniform(0.2, 0.7) * h,
+                rng.uniform(0.2, 0.7) * w,
+                rng.uniform(0, np.pi),
+            )
+            depth += rng.uniform(0.2, 1.2) * _soft(mask, 1.0)
+    depth += 0.3 * np.abs(_fractal(shape, rng, 2.5))
+    depth += rng.uniform(0.3, 1.0) * circuit_board(shape, rng)
+    if rng.uniform() < 0.6:
+        depth += rng.uniform(0.3, 1.0) * small_objects(shape, rng)
+    if rng.uniform() < 0.5:
+        depth += cables(shape, rng)
+    if rng.uniform() < 0.35:  # air at the edge of the device, or a gap
+        edge = _rect_mask(
+            shape,
+            rng.uniform(0, h),
+            rng.uniform(0, w),
+            rng.uniform(0.3, 1.0) * h,
+            rng.uniform(0.3, 1.0) * w,
+            0.0,
+        )
+        depth *= _soft(edge, 1.5)
+    sigma = rng.uniform(*blur)
+    if sigma > 0:
+        depth = ndimage.gaussian_filter(depth, sigma)
+    return np.exp(-np.clip(depth, 0, 12)).astype(np.float32)
+
+
 SCENE_KINDS = {
     "dead_leaves": dead_leaves,
     "fractal_clutter": fractal_clutter,
@@ -502,3 +555,37 @@ def scan_transmission(
     return ScannedChannel(
         noisy, clean, float(gain), float(read * read + 1.0 / 12.0), float(code_max)
     )
+
+
+def scan_detector(
+    transmission: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    dose: float,
+    gain: float,
+    read_noise: float,
+    offset: float = 0.0,
+    code_max: float = 65535.0,
+    column_gain_std: float = 0.0,
+    defect_fraction: float = 0.0,
+) -> ScannedChannel:
+    """Scan a transmission map with a detector described as a camera is: ``gain`` ADU per
+    quantum, Gaussian ``read_noise`` (ADU std), a dark ``offset`` (ADU) and the top code
+    ``code_max``: counts = offset + gain * Poisson(t * dose) + read noise, rounded and
+    clipped to 0..code_max. The noise law is ``Var = gain * (mean - offset) + read^2``,
+    i.e. ``a = gain``, ``b = read^2 + 1/12 - gain * offset`` (``b`` < 0 for an offset).
+    Other arguments as :func:`scan_transmission`."""
+    t = np.asarray(transmission, dtype=np.float64)
+    if column_gain_std > 0:
+        t = t * (1.0 + column_gain_std * rng.standard_normal(t.shape[1]))[None, :]
+    quanta = np.clip(t, 0, None) * dose
+    clean = offset + quanta * gain
+    noisy = offset + rng.poisson(quanta).astype(np.float64) * gain
+    noisy += rng.standard_normal(t.shape) * read_noise
+    noisy = np.clip(np.rint(noisy), 0, code_max)
+    if defect_fraction > 0:
+        n = rng.binomial(t.size, defect_fraction)
+        idx = rng.integers(0, t.size, n)
+        noisy.flat[idx] = np.where(rng.uniform(size=n) < 0.5, 0.0, code_max)
+    b = read_noise * read_noise + 1.0 / 12.0 - gain * offset
+    return ScannedChannel(noisy, clean, float(gain), float(b), float(code_max))

@@ -55,9 +55,12 @@ def test_finetuning_learns_from_noisy_scans_alone(scans):
     assert result.val_loss_best == pytest.approx(result.blends_tried[meta["blend"]])
     assert meta["gain_z"] > 2.0 and meta["gain_db_estimated"] >= 0.1
     assert meta["gain_db_estimated"] == pytest.approx(result.gain_db, abs=1e-3)
-    assert result.gain_db == pytest.approx(
-        np.nanmedian(result.blends_sure_db[meta["blend"]]["all"])
-    )
+    # ... and it passed the count-domain check, whose median gain is the one asked for
+    checked = result.blends_count_check[meta["blend"]]
+    assert checked["passed"] and len(checked["channels"]) == 4
+    assert all(c["change"] + 2.0 * c["stderr"] < 0 for c in checked["channels"])
+    assert result.gain_db == pytest.approx(checked["median_gain_db"])
+    assert meta["count_gain_db_estimated"] == pytest.approx(result.gain_db, abs=1e-3)
     out = result.denoiser.denoise(scans[0])
     assert out.shape == scans[0].shape and np.all(np.isfinite(out))
 
@@ -214,3 +217,43 @@ def test_mc_sure_estimates_the_error_against_the_clean_image_from_the_noisy_one(
         for n, f in filters.items()
     }
     assert errs["smooth"] < errs["identity"]
+
+
+def test_the_count_check_blocks_a_channel_that_may_be_worse():
+    """``_count_verdict``: every channel's upper bound of its error change (counts^2)
+    must be below zero; one channel whose bound is a loss blocks the blend, whatever the
+    others gain."""
+    from napari_xray_denoise.core.finetune import FinetuneConfig, _count_verdict
+    from napari_xray_denoise.pgure import RiskChange
+
+    config = FinetuneConfig(count_check_z=2.0)
+    better = RiskChange(mse_reference=10.0, change=-1.0, stderr=0.2, pixels=1000)
+    unsure = RiskChange(mse_reference=10.0, change=-0.2, stderr=0.2, pixels=1000)
+    ok, median, records = _count_verdict([better, better], config)
+    assert ok and median == pytest.approx(10 * np.log10(10 / 9))
+    ok, _, records = _count_verdict([better, unsure], config)
+    assert not ok and records[1]["upper_loss_db"] > 0
+    # an error estimate that is not positive (bright air: far noisier than the change)
+    # gives no dB figure but the change still decides
+    noisy_level = RiskChange(mse_reference=-5.0, change=-1.0, stderr=0.2, pixels=1000)
+    ok, median, records = _count_verdict([better, noisy_level], config)
+    assert ok and np.isnan(records[1]["gain_db"])
+
+
+def test_the_count_check_scores_the_error_in_counts(scans):
+    """``_CountCheck`` on a scan: the start against itself changes nothing; against a
+    network that outputs its input (no denoising) it finds the error much larger."""
+    from napari_xray_denoise.core.finetune import FinetuneConfig, _CountCheck, _prepare
+
+    start = untrained_singlepass((8, 8, 8))  # starts as the identity (zero output layer)
+    config = FinetuneConfig(crop_size=32)
+    channels = _prepare(scans[:1], 32, 0.15, 16)
+    check = _CountCheck(channels, config, start.guided, np.random.default_rng(0))
+    terms = check.terms(start.model)
+    same = check.changes(terms, check.terms(start.model))
+    assert all(abs(c.change) < 1e-6 * max(abs(c.mse_reference), 1.0) for c in same)
+    # the identity's estimated error is the noise variance of the scan, in counts^2
+    for ch, c in zip(channels, same, strict=True):
+        law = ch.law
+        expected = float(np.mean(law.a * ch.counts[ch.held] + law.b))
+        assert c.mse_reference == pytest.approx(expected, rel=0.15)

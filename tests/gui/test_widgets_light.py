@@ -280,3 +280,32 @@ def test_denoise_widget_passes_frames_and_calibrated_noise(
     den.dark_file.value = tmp_path / "missing.tif"
     den.start()
     assert "is not a file" in str(errors[-1])
+
+
+def test_choice_lists_show_labels_and_pass_the_names(make_napari_viewer, tmp_path):
+    """The combo boxes show human labels; what reaches the library is the method's name."""
+    from napari_xray_denoise import options
+    from napari_xray_denoise._napari.widgets.batch_folder import BatchFolderControls
+    from napari_xray_denoise._napari.widgets.train_widget import TrainWidget
+
+    train = TrainWidget(make_napari_viewer())
+    shown = [train.method.native.itemText(i) for i in range(train.method.native.count())]
+    assert shown[0] == "Fine-tune the default model" and "finetune" not in shown
+    assert train.method.value == "finetune" and train.method.choices == options.TRAIN_METHODS
+    assert train.method.native.currentText() == "Fine-tune the default model"
+    train.method.value = "amssd"
+    assert train.method.native.currentText() == "AMSSD (multiscale pseudo-targets)"
+    assert not train.joint.visible  # the method handler got the name, not the label
+    assert train.joint.value == "auto" and train.joint.native.currentText() == "auto (separate)"
+
+    panel = BatchFolderControls(lambda: "default")
+    assert panel.run_options("default")["fuse"] is None
+    panel.fuse.value = "spatial"
+    assert panel.fuse.native.currentText() == "spatial (background/detail)"
+    assert panel.run_options("m.keras") == {
+        "model": "m.keras",
+        "fuse": "spatial",
+        "colour": None,
+        "score": False,
+        "workers": None,
+    }

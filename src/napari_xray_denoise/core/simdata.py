@@ -15,6 +15,13 @@ write:
   pattern when a scan has no air to estimate it from; part of the scene, as a scanner
   records it: the network must keep them, not smooth them as noise).
 
+With ``SimSettings.dark_fraction`` a share of the crops are photon-starved scenes
+(``synth.dense_electronics``: laptops, boards, batteries, stacked metal, most pixels at
+0.5-50 quanta), and with ``detector_fraction`` a share of the scans are made by a detector
+described as a camera is (``synth.scan_detector``: gain 0.5-20 ADU per quantum, read
+noise 1-100 ADU, offset 0-2000 ADU, 12-, 14- or 16-bit), so the network meets the dark
+offsets and read noise of detectors no one told it about.
+
 Inputs are ``(u_noisy, sigma_u)`` in the network domain (``vst``) computed with the
 noise law jittered by a few percent (a fitted law is never exact); targets are the clean
 scan in the same domain. For the guided network (``guided=True``) the other energy of the
@@ -65,6 +72,13 @@ class SimSettings:
     #: of the non-phantom crops, the fraction that are ``synth.photo_scene`` (natural-image
     #: texture) rather than ``synth.random_scene``
     photo_fraction: float = 0.0
+    #: of all crops, the fraction that are photon-starved ``synth.dense_electronics``
+    dark_fraction: float = 0.0
+    #: of all scans, the fraction made by a camera-style detector (``synth.scan_detector``)
+    detector_fraction: float = 0.0
+    detector_gain: tuple[float, float] = (0.5, 20.0)
+    detector_read_noise: tuple[float, float] = (1.0, 100.0)
+    detector_offset: tuple[float, float] = (0.0, 2000.0)
 
 
 def phantom_transmissions(seeds, rng) -> list[np.ndarray]:
@@ -83,14 +97,49 @@ def _log_uniform(rng, lo, hi):
 
 def _scan(transmission, rng, settings: SimSettings, scanner: dict, dose: float):
     """Noisy and clean network-domain images and the noise level of one energy."""
-    scanned = synth.scan_transmission(transmission, rng, dose=dose, **scanner)
     code_max = scanner["code_max"]
+    if "gain" in scanner:
+        scanned = synth.scan_detector(transmission, rng, dose=dose, **scanner)
+        # the denoiser takes a scan's range from its pixels (``vst.code_range``): a dark
+        # scan from a 16-bit detector is normalised as a 10- or 12-bit one; a crop's own
+        # range and the detector's bound what the whole scan's can be
+        if rng.uniform() < 0.5:
+            code_max = vst.code_range(scanned.noisy)
+    else:
+        scanned = synth.scan_transmission(transmission, rng, dose=dose, **scanner)
     j = settings.noise_law_jitter
     a_fit = scanned.a * float(np.exp(rng.uniform(-j, j)))
     b_fit = scanned.b * float(np.exp(rng.uniform(-3 * j, 3 * j)))
     u = vst.to_network(scanned.noisy, a_fit, b_fit, code_max)
     target = vst.to_network(scanned.clean, a_fit, b_fit, code_max)
     return u, target, vst.noise_level(a_fit, b_fit, code_max)
+
+
+_DETECTOR_CODE_MAXES = (4095.0, 16383.0, 65535.0)
+
+
+def _detector(rng, settings: SimSettings) -> tuple[dict, float]:
+    """A camera-style detector (gain, read noise, offset, bit depth) and a dose whose air
+    level fits its range: ``(scanner keywords, dose)``."""
+    for _ in range(100):
+        code_max = float(rng.choice(_DETECTOR_CODE_MAXES))
+        gain = _log_uniform(rng, *settings.detector_gain)
+        offset = float(rng.uniform(*settings.detector_offset)) * code_max / 65535.0
+        top = (rng.uniform(*settings.white_fraction) * code_max - offset) / gain
+        if top >= 2 * settings.dose[0]:
+            break
+    dose = _log_uniform(rng, settings.dose[0], max(min(settings.dose[1], top), settings.dose[0]))
+    scanner = {
+        "code_max": code_max,
+        "gain": gain,
+        "read_noise": _log_uniform(rng, *settings.detector_read_noise),
+        "offset": offset,
+        "column_gain_std": rng.uniform(0, settings.residual_streak_std),
+        "defect_fraction": settings.defect_fraction
+        if rng.uniform() < settings.defect_probability
+        else 0.0,
+    }
+    return scanner, dose
 
 
 def _scanner(rng, settings: SimSettings) -> dict:
@@ -109,8 +158,11 @@ def simulate_pair(transmission: np.ndarray, rng, settings: SimSettings, partner=
     """One (input (Y, X, 2), target (Y, X, 1)) float32 pair from a clean transmission crop;
     with ``partner`` (the other energy's transmission, or ``False`` for none) the input is
     the guided network's ``(Y, X, 4)``."""
-    scanner = _scanner(rng, settings)
-    dose = _log_uniform(rng, *settings.dose)
+    if settings.detector_fraction > 0 and rng.uniform() < settings.detector_fraction:
+        scanner, dose = _detector(rng, settings)
+    else:
+        scanner = _scanner(rng, settings)
+        dose = _log_uniform(rng, *settings.dose)
     u, target, sigma = _scan(transmission, rng, settings, scanner, dose)
     channels = [u, np.full_like(u, sigma)]
     if partner is False:
@@ -164,7 +216,10 @@ class PairSampler:
         """A crop of one energy and the same crop of the other (a phantom bag's two
         energies sit side by side in the pool; a procedural scene gets a made-up one)."""
         c = self.crop
-        if self.pool and self.rng.uniform() < self.settings.phantom_fraction:
+        if self.settings.dark_fraction > 0 and self.rng.uniform() < self.settings.dark_fraction:
+            out = synth.dense_electronics((c, c), self.rng)
+            partner = partner_energy(out, self.rng) if self.guided else out
+        elif self.pool and self.rng.uniform() < self.settings.phantom_fraction:
             i = int(self.rng.integers(len(self.pool)))
             img, other = self.pool[i], self.pool[i ^ 1] if (i ^ 1) < len(self.pool) else None
             if other is None or other.shape != img.shape:
@@ -204,18 +259,31 @@ class PairSampler:
 
 
 def validation_set(
-    n_bags: int = 3, n_scenes: int = 48, crop: int = 128, seed: int = 777, *, guided: bool = False
+    n_bags: int = 3,
+    n_scenes: int = 48,
+    crop: int = 128,
+    seed: int = 777,
+    *,
+    guided: bool = False,
+    dark_fraction: float = 0.0,
+    detector_fraction: float = 0.0,
 ):
     """A fixed validation set (same seed, same crops every call): ``n_scenes`` crops of
     validation phantom bags (seeds 5000+) and procedural scenes at random scanner
-    settings, with the exact noise law. Returns (inputs, targets) as ``PairSampler.batch``."""
+    settings, with the exact noise law; ``dark_fraction`` and ``detector_fraction`` as in
+    ``SimSettings``. Returns (inputs, targets) as ``PairSampler.batch``."""
     rng = np.random.default_rng(seed)
     pool = phantom_transmissions(range(VAL_SEED_BASE, VAL_SEED_BASE + n_bags), rng)
     sampler = PairSampler(
         pool,
         rng,
         crop=crop,
-        settings=SimSettings(noise_law_jitter=0.0, phantom_fraction=0.5),
+        settings=SimSettings(
+            noise_law_jitter=0.0,
+            phantom_fraction=0.5,
+            dark_fraction=dark_fraction,
+            detector_fraction=detector_fraction,
+        ),
         guided=guided,
     )
     xs, ts = sampler.batch(n_scenes)

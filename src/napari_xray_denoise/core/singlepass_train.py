@@ -75,6 +75,11 @@ class LongRunConfig:
     #: of the non-phantom crops, the fraction with natural-image texture
     #: (``SimSettings.photo_fraction``)
     photo_fraction: float = 0.0
+    #: of all crops, the photon-starved ones (``SimSettings.dark_fraction``); of all
+    #: scans, those by a camera-style detector (``SimSettings.detector_fraction``); the
+    #: validation set holds the same shares
+    dark_fraction: float = 0.0
+    detector_fraction: float = 0.0
 
 
 def singlepass_metadata(
@@ -191,11 +196,20 @@ def train_long_run(
         pool,
         rng,
         crop=config.crop,
-        settings=SimSettings(photo_fraction=config.photo_fraction),
+        settings=SimSettings(
+            photo_fraction=config.photo_fraction,
+            dark_fraction=config.dark_fraction,
+            detector_fraction=config.detector_fraction,
+        ),
         next_seed=next_seed + config.pool_bags,
         guided=config.guided,
     )
-    val_x, val_t = validation_set(crop=config.crop, guided=config.guided)
+    val_x, val_t = validation_set(
+        crop=config.crop,
+        guided=config.guided,
+        dark_fraction=config.dark_fraction,
+        detector_fraction=config.detector_fraction,
+    )
 
     @tf.function(reduce_retracing=True)
     def train_step(x, t, lr):

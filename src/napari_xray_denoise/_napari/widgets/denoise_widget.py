@@ -51,6 +51,18 @@ class DenoiseWidget(JobWidgetMixin, Container):
         self._job = None
         self._pbar = None
         self._compare_state = None
+        self._make_input_controls()
+        self._make_inference_controls()
+        self._make_physics_controls()
+        self._make_run_controls()
+        self._lay_out()
+        self._connect_signals()
+        self._on_model(self.model.value)
+        self.last_layers: list = []
+
+    # -- building -----------------------------------------------------------------------
+    def _make_input_controls(self):
+        """The model (this session's, shipped, BM3D or a file) and the scan."""
         self.model = ComboBox(
             choices=self._model_choices,
             label="model",
@@ -62,6 +74,9 @@ class DenoiseWidget(JobWidgetMixin, Container):
             label="scan",
             tooltip="a dual-energy pair (low+high) or a single layer",
         )
+
+    def _make_inference_controls(self):
+        """Tile, overlap and passes; "model's" leaves each to the model."""
         # "model's" (0 / -1) leaves tile and overlap to the model (options.DENOISE_DEFAULTS)
         self.tile = ComboBox(
             choices=[("model's", 0)] + [(str(n), n) for n in TILE_SIZES],
@@ -83,7 +98,9 @@ class DenoiseWidget(JobWidgetMixin, Container):
             label="passes",
             tooltip=options.SELF_ENSEMBLE_HELP,
         )
-        # detector physics for the default model and BM3D (empty / 0: estimate from the scan)
+
+    def _make_physics_controls(self):
+        """Detector physics for the default model and BM3D (empty / 0: estimate from the scan)."""
         self.dark_file = FileEdit(
             mode="r",
             filter="*.tif *.tiff",
@@ -119,11 +136,16 @@ class DenoiseWidget(JobWidgetMixin, Container):
             label="read noise",
             tooltip="read noise std in counts (with a calibrated gain)",
         )
+
+    def _make_run_controls(self):
+        """Denoise / Cancel, progress, status and Compare."""
         self.run_button = PushButton(text="Denoise")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.compare_button = PushButton(text="Compare before/after")
         self.bar = ProgressBar(value=0, min=0, max=100, label="progress")
         self.status = Label(value="")
+
+    def _lay_out(self):
         self.extend(
             [
                 self.model,
@@ -146,14 +168,15 @@ class DenoiseWidget(JobWidgetMixin, Container):
         )
         self.folder_batch = BatchFolderControls(self.model_path)  # a whole folder: the batch path
         self.append(self.folder_batch)
+
+    def _connect_signals(self):
         self.model.changed.connect(self._on_model)
         self.run_button.changed.connect(self.start)
         self.cancel_button.changed.connect(self.cancel)
         self.compare_button.changed.connect(self.toggle_compare)
         REGISTRY.changed.connect(self._refresh_models)
-        self._on_model(self.model.value)
-        self.last_layers: list = []
 
+    # -- choices --------------------------------------------------------------------
     def _model_choices(self, _widget=None):
         return [DEFAULT_MODEL] + REGISTRY.names()[::-1] + [BM3D, FROM_FILE]
 
@@ -196,17 +219,7 @@ class DenoiseWidget(JobWidgetMixin, Container):
             notify_error("Denoising is already running; cancel it or wait for it to finish.")
             return None
         try:
-            model_path = self.model_path()
-            layers = scans_in_viewer(self._viewer).get(self.scan.value)
-            if not layers:
-                raise ValueError("Choose a scan to denoise; open one first.")
-            image = scan_array(layers)
-            physics = self.physics_options()
-            if model_path == "bm3d" and self.self_ensemble.value:
-                raise ValueError(
-                    "Passes over flipped copies apply to the default model, not to BM3D; "
-                    "set passes to the model's own."
-                )
+            model_path, layers, image, physics = self._request()
         except ValueError as exc:
             notify_error(exc)
             return None
@@ -226,6 +239,22 @@ class DenoiseWidget(JobWidgetMixin, Container):
         if worker is not None:
             self.status.value = "denoising..."
         return worker
+
+    def _request(self):
+        """(model path, scan layers, (C, Y, X) image, physics) to denoise; ValueError
+        (one sentence) where a choice is missing or does not go with the model."""
+        model_path = self.model_path()
+        layers = scans_in_viewer(self._viewer).get(self.scan.value)
+        if not layers:
+            raise ValueError("Choose a scan to denoise; open one first.")
+        image = scan_array(layers)
+        physics = self.physics_options()
+        if model_path == "bm3d" and self.self_ensemble.value:
+            raise ValueError(
+                "Passes over flipped copies apply to the default model, not to BM3D; "
+                "set passes to the model's own."
+            )
+        return model_path, layers, image, physics
 
     def physics_options(self) -> dict:
         """Dark/flat frames and calibrated noise the user gave (for the default model and

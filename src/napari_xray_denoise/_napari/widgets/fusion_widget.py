@@ -60,7 +60,7 @@ def _init(widget) -> None:
     low={"label": "low energy", "tooltip": "low-energy layer of the scan"},
     high={"label": "high energy", "tooltip": "high-energy layer (picked automatically for a pair)"},
     method={
-        "choices": options.FUSION_METHODS,
+        "choices": options.labelled(options.FUSION_METHODS, options.FUSION_METHOD_LABELS),
         "tooltip": "wavelet: source rules (db4, 4 levels); spatial: background/detail rule",
     },
     wavelet={
@@ -68,8 +68,14 @@ def _init(widget) -> None:
         "tooltip": "any discrete PyWavelets wavelet",
     },
     level={"min": 1, "max": 12, "tooltip": "decomposition levels (wavelet fusion)"},
-    approx={"choices": options.FUSION_APPROX_RULES, "tooltip": "approximation band rule"},
-    detail={"choices": options.FUSION_DETAIL_RULES, "tooltip": "detail band rule"},
+    approx={
+        "choices": options.labelled(options.FUSION_APPROX_RULES, options.FUSION_RULE_LABELS),
+        "tooltip": "approximation band rule",
+    },
+    detail={
+        "choices": options.labelled(options.FUSION_DETAIL_RULES, options.FUSION_RULE_LABELS),
+        "tooltip": "detail band rule",
+    },
     weight={
         "min": 0.0,
         "max": 1.0,
@@ -84,7 +90,7 @@ def _init(widget) -> None:
     },
     gamma={"min": 0.1, "max": 5.0, "step": 0.1, "tooltip": "display gamma of spatial fusion"},
     colour={
-        "choices": COLOUR_SCHEMES,
+        "choices": options.labelled(COLOUR_SCHEMES, options.COLOUR_SCHEME_LABELS),
         "tooltip": "material: organic orange, inorganic green, metal blue",
     },
     smooth={
@@ -116,17 +122,7 @@ def fuse_colour_widget(
         pair = np.stack(pair_arrays(low, high))
         edges = find_edge_bands(pair)  # non-image edge bands stay out of white level and colours
         if method == "wavelet":
-            # the default 4 levels do not fit small scans: use as many as fit
-            level = max(
-                1, min(level, pywt.dwtn_max_level(edges.interior(pair).shape[-2:], wavelet))
-            )
-            params = {
-                "wavelet": wavelet,
-                "level": level,
-                "approx": approx,
-                "detail": detail,
-                "weight": weight,
-            }
+            params = _wavelet_params(pair, edges, wavelet, level, approx, detail, weight)
             fuse = fusion.wavelet_fuse
         else:
             params = {"threshold": threshold, "gamma": gamma}
@@ -142,21 +138,35 @@ def fuse_colour_widget(
             metadata={"count_scale": 1.0, "history": history, "channel": "fused"},
         )
         if colour != "none":
-            if colour == "material":
-                rgb = apply_inside(
-                    lambda inside: colouring.material_colour(*inside, smooth_sigma=smooth),
-                    pair,
-                    edges,
-                )
-            else:
-                scheme = colouring.hsv_pseudocolour if colour == "hsv" else colouring.hot_colormap
-                rgb = apply_inside(lambda inside: scheme(inside[0]), fused[None], edges)
             show_image(
                 viewer,
-                rgb,
+                _coloured(colour, pair, fused, edges, smooth),
                 f"{name} {colour} colour",
                 source=low,
                 metadata={"history": history + [layer_history_entry(f"{colour} colour")]},
             )
     except ValueError as exc:
         notify_error(exc)
+
+
+def _wavelet_params(pair, edges, wavelet: str, level: int, approx, detail, weight) -> dict:
+    """Wavelet fusion's parameters; the default 4 levels do not fit small scans: as many
+    as fit the image part."""
+    level = max(1, min(level, pywt.dwtn_max_level(edges.interior(pair).shape[-2:], wavelet)))
+    return {
+        "wavelet": wavelet,
+        "level": level,
+        "approx": approx,
+        "detail": detail,
+        "weight": weight,
+    }
+
+
+def _coloured(colour: str, pair, fused, edges, smooth: float) -> np.ndarray:
+    """RGB of the scan: by material from both energies, else a colour map of the fused image."""
+    if colour == "material":
+        return apply_inside(
+            lambda inside: colouring.material_colour(*inside, smooth_sigma=smooth), pair, edges
+        )
+    scheme = colouring.hsv_pseudocolour if colour == "hsv" else colouring.hot_colormap
+    return apply_inside(lambda inside: scheme(inside[0]), fused[None], edges)

@@ -18,6 +18,15 @@ class ScoreWidget(Container):
     def __init__(self, viewer: napari.Viewer):
         super().__init__()
         self._viewer = viewer
+        self._make_controls()
+        self.rows: list[dict] = []
+        self.table = Table(value={"data": [], "headers": HEADERS})
+        self._lay_out()
+        self.score_button.changed.connect(self.score)
+        self.clear_button.changed.connect(self.clear)
+
+    def _make_controls(self):
+        """The layers to score, the fixed BRISQUE window, and the buttons."""
         self.image = create_widget(
             annotation=Image, label="image", options={"tooltip": "any 2-D grayscale layer (counts)"}
         )
@@ -42,8 +51,8 @@ class ScoreWidget(Container):
         )
         self.score_button = PushButton(text="Score")
         self.clear_button = PushButton(text="Clear table")
-        self.rows: list[dict] = []
-        self.table = Table(value={"data": [], "headers": HEADERS})
+
+    def _lay_out(self):
         self.extend(
             [
                 self.image,
@@ -55,8 +64,6 @@ class ScoreWidget(Container):
                 self.table,
             ]
         )
-        self.score_button.changed.connect(self.score)
-        self.clear_button.changed.connect(self.clear)
 
     def clear(self) -> None:
         self.rows = []

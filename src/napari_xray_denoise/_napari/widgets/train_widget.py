@@ -51,8 +51,20 @@ class TrainWidget(JobWidgetMixin, Container):
         self._worker = None
         self._job = None
         self._pbar = None
+        self._make_data_controls()
+        self._make_network_controls()
+        self._make_schedule_controls()
+        self._make_run_controls()
+        self._lay_out()
+        self._connect_signals()
+        self.last_model = None
+        self._run = TrainingProgress(self.steps.value)
+
+    # -- building -----------------------------------------------------------------------
+    def _make_data_controls(self):
+        """The method, and the scans (open ones or a folder) it learns from."""
         self.method = ComboBox(
-            choices=options.TRAIN_METHODS,
+            choices=options.labelled(options.TRAIN_METHODS, options.METHOD_LABELS),
             value=options.DEFAULT_METHOD,
             label="method",
             tooltip=options.METHOD_HELP,
@@ -71,13 +83,19 @@ class TrainWidget(JobWidgetMixin, Container):
         self.folder = FileEdit(
             mode="d", label="folder", tooltip="a folder of TIFF scans", visible=False
         )
+
+    def _make_network_controls(self):
+        """The blind-spot network's dual-energy variant and size."""
         self.joint = ComboBox(
-            choices=options.JOINT_VARIANTS,
+            choices=options.labelled(options.JOINT_VARIANTS, options.JOINT_LABELS),
             value="auto",
             label="dual-energy",
             tooltip=options.JOINT_HELP,
         )
         self.preset = ComboBox(choices=list(PRESETS), label="network size")
+
+    def _make_schedule_controls(self):
+        """Steps, time budget, crops, batch, learning rate and seed (the shared defaults)."""
         defaults = options.TRAIN_DEFAULTS
         self.steps = SpinBox(
             value=defaults["steps"], min=10, max=1_000_000, step=100, label="steps"
@@ -99,6 +117,9 @@ class TrainWidget(JobWidgetMixin, Container):
             "decays to the end of whichever of steps or time runs out first",
         )
         self.seed = SpinBox(value=defaults["seed"], min=0, max=2**31 - 1, label="seed")
+
+    def _make_run_controls(self):
+        """Train / Stop, progress, status, and saving the model."""
         self.train_button = PushButton(text="Train")
         self.stop_button = PushButton(
             text="Stop",
@@ -109,6 +130,8 @@ class TrainWidget(JobWidgetMixin, Container):
         self.save_path = FileEdit(mode="w", filter="*.keras", label="save as", value="model.keras")
         self.bar = ProgressBar(value=0, min=0, max=100, label="progress")
         self.status = Label(value="")
+
+    def _lay_out(self):
         self.extend(
             [
                 self.method,
@@ -133,14 +156,14 @@ class TrainWidget(JobWidgetMixin, Container):
         )
         self.plot = LossPlot()
         self.native.layout().addWidget(self.plot)
+
+    def _connect_signals(self):
         self.source.changed.connect(self._on_source)
         self.method.changed.connect(self._on_method)
         self._on_method(self.method.value)
         self.train_button.changed.connect(self.start)
         self.stop_button.changed.connect(self.stop)
         self.save_button.changed.connect(self.save)
-        self.last_model = None
-        self._run = TrainingProgress(self.steps.value)
 
     # -- choices --------------------------------------------------------------------
     def _scan_choices(self, _widget=None):
