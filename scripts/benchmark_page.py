@@ -31,11 +31,13 @@ DOCS = ROOT / "docs"
 
 # ------------------------------------------------------------------ configuration
 # the order of the test sets; sets not named here follow, sorted, under their own name
-SET_ORDER = ("phantom", "photos", "samples")
+SET_ORDER = ("phantom", "photos", "samples", "electronics", "detectors")
 SET_NAMES = {
     "phantom": "(a) phantom",
     "photos": "(b) photos",
     "samples": "(c) samples",
+    "electronics": "(d) electronics",
+    "detectors": "(e) detectors",
 }
 SET_INFO = {
     "phantom": "unseen phantom bags (scene seeds 900-902, 480x800) at doses 500/2000/8000",
@@ -46,6 +48,19 @@ SET_INFO = {
         "0.28x the low one's dose)"
     ),
     "samples": "the three shipped sample bags (`sample_data/`)",
+    "electronics": (
+        "photon-starved scenes from generators the dark training stage never used (unseen "
+        "phantom bags 910-911 behind a laptop-like slab, the `skimage` camera and brick "
+        "photographs as thick depth maps: 0.5-10% transmission), 320x480, by two "
+        "detectors with offsets (A: 8 ADU/quantum, read noise 25 ADU, offset 200, doses "
+        "500/2000; B: 3 ADU, 6 ADU, offset 60, 14-bit, doses 300/3000); "
+        "`benchmarks/unseen_sets.py`"
+    ),
+    "detectors": (
+        "ordinary scenes (bag 912, astronaut, coffee, rocket) by three detectors at the "
+        "edges of the range (C: 0.7 ADU/quantum, read 2, offset 1000; D: 15 ADU, read 80, "
+        "offset 100; E: 1.5 ADU, read 3, offset 50, 12-bit), 320x480"
+    ),
 }
 # what every margin is taken against: rows of the same set, scan and channel, the better
 # of BM3D + GAT with the noise fitted on the scan and with the set's true noise law
@@ -62,6 +77,7 @@ SHIPPED_DEFAULT = "default"  # the row of the summary table and of the targets
 FINETUNED = "default + 10 min fine-tune"  # compared with SHIPPED_DEFAULT, its start
 # earlier models shown beside the shipped one in each set's table (label -> name)
 COMPARE = {
+    "8.36 h alone": "the 8.36 h network alone (no dark companion: `--model default.keras`)",
     "7.68 h (streaks to 0.3%)": "previous default (7.68 h, streaks to 0.3%)",
     "blind-spot (shipped before)": "blind-spot model (`blindspot_phantom.keras`)",
 }
@@ -96,10 +112,10 @@ MEMORY_SHAPES = {
     "2x4096x4096": "a 4096x4096 dual-energy pair (each energy guided by the other)",
 }
 # the issue's targets (docs/benchmarks.md before it was generated)
-TARGET_MEDIAN_DB = 0.5  # median margin on (a) and (b)
-TARGET_SETS = ("phantom", "photos")
+TARGET_MEDIAN_DB = 0.5  # median margin on every test set (issue 24)
+TARGET_SETS = SET_ORDER
 TARGET_WORST_DB = -0.5  # no channel worse
-TARGET_FINETUNE_DB = 0.5  # fine-tuning's median gain on (b) within 10 CPU-minutes
+TARGET_GAP_SHARE = 0.5  # of the gap to BM3D, what 10 CPU-minutes of fine-tuning recover
 TARGET_SPEEDUP = 15.0
 TARGET_MEMORY_GB = {"2x640x1000": 2.0, "4096x4096": 4.0, "2x4096x4096": 4.0}
 
@@ -405,6 +421,18 @@ def speed_section(results: dict) -> list[str]:
     return lines + _table(["measure", "figure"], body) + [""]
 
 
+def _gap_recovered(rows: list[dict]) -> list[float]:
+    """Per channel where the shipped model is under the strongest BM3D and a fine-tuned
+    row exists: the share of the gap the fine-tuning closed (1 = level with BM3D)."""
+    out = []
+    for s in set_order(rows):
+        start = {(a, c): d for a, c, d in margins(rows, s, SHIPPED_DEFAULT)}
+        for scan, ch, d in margins(rows, s, FINETUNED):
+            if start.get((scan, ch), 0.0) < 0:
+                out.append((d - start[(scan, ch)]) / -start[(scan, ch)])
+    return out
+
+
 def targets_section(results: dict) -> list[str]:
     rows, runs = results.get("rows", []), results.get("runs", {})
     stats = {s: summary(margins(rows, s, SHIPPED_DEFAULT)) for s in set_order(rows)}
@@ -435,13 +463,14 @@ def targets_section(results: dict) -> list[str]:
     )
     tuned = {s: summary(margins(rows, s, FINETUNED, against=SHIPPED_DEFAULT)) for s in stats}
     tuned = {s: v for s, v in tuned.items() if v is not None}
-    if "photos" in tuned:
-        gain = tuned["photos"]["median"]
+    gaps = _gap_recovered(rows)
+    if gaps:
         body.append(
             [
-                f"fine-tuning adds >= {TARGET_FINETUNE_DB} dB on (b) within 10 CPU-minutes",
-                f"{_db(gain)} dB median",
-                met(gain >= TARGET_FINETUNE_DB),
+                f"where the start loses to BM3D, fine-tuning recovers >= {TARGET_GAP_SHARE:.0%} "
+                "of the gap in 10 CPU-minutes",
+                f"median {statistics.median(gaps):.0%} over {len(gaps)} channels",
+                met(statistics.median(gaps) >= TARGET_GAP_SHARE),
             ]
         )
     if tuned:

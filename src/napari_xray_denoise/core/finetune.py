@@ -716,6 +716,8 @@ def train_finetune(
             f"fine-tuning starts from the default model or one fine-tuned from it; "
             f"{config.init!r} is a {start.metadata.get('method')!r} model."
         )
+    # photon-starved scans are denoised by the default model's dark companion: start there
+    start = start.for_scans(scans)
     result = finetune_singlepass(start, scans, config, on_progress=on_progress, cancel=cancel)
     denoiser = result.denoiser
     if result.kept_start:

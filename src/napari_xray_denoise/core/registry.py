@@ -121,6 +121,13 @@ def default_model_path():
     return Path(str(files("napari_xray_denoise"))) / "data" / "models" / "default.keras"
 
 
+def default_dark_model_path():
+    """The shipped default model's companion for photon-starved scans (the same network
+    trained on with dense electronics and detectors with offsets), inside the package;
+    ``load_model()`` attaches it to the default model (``SinglePassDenoiser.dark``)."""
+    return default_model_path().with_name("default_dark.keras")
+
+
 def method_names() -> tuple[str, ...]:
     """Training methods offered to users, in registration order."""
     return tuple(m for kind in _KINDS.values() for m in kind.methods)
@@ -217,7 +224,8 @@ def make_denoiser(model, metadata: Mapping[str, Any]):
 
 def load_model(path: str | os.PathLike | None = None):
     """Load a model file of any registered kind as its :class:`~.denoiser.Denoiser`;
-    ``None`` or ``"default"`` loads the shipped default model.
+    ``None`` or ``"default"`` loads the shipped default model, with its companion for
+    photon-starved scans (``default_dark_model_path``) when that file is there.
 
     Raises ``ModelFileError`` (a ``ValueError``) with one sentence for a missing file, a
     file that is not a ``.keras`` zip, a ``.keras`` file from elsewhere (no metadata), a
@@ -225,7 +233,12 @@ def load_model(path: str | os.PathLike | None = None):
     """
     from .model_file import read_metadata
 
-    if path is None or str(path) == "default":
+    shipped = path is None or str(path) == "default"
+    if shipped:
         path = default_model_path()
     kind = kind_for_file(read_metadata(path), os.path.basename(os.fspath(path)))
-    return kind.resolve("denoiser").from_file(path)
+    model = kind.resolve("denoiser").from_file(path)
+    dark = default_dark_model_path()
+    if shipped and dark.exists():  # photon-starved scans go to the companion
+        model.dark = kind.resolve("denoiser").from_file(dark)
+    return model

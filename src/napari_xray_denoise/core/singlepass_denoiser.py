@@ -16,6 +16,16 @@ Per channel of a scan (any size, any bit depth in a 16-bit file):
    measured on the 5.73 h model);
 5. back to counts (algebraic inverse), streaks back, clipped to the code range.
 
+Photon-starved scans (laptops, boards, batteries, stacked metal) go to a second network
+when the model has one (``dark``: the shipped default's companion, ``default_dark.keras``,
+attached by ``core.load_model()``): a scan is photon-starved when at least
+``dark_share`` (20%) of its first channel's pixels hold fewer than ``DARK_QUANTA`` (50)
+quanta by its noise law (``is_photon_starved``). Both energies then use it. The share was
+chosen on the validation scans of ``benchmarks/unseen_sets.py`` (dark scenes: 29-100% of
+pixels under 50 quanta; validation bags 0.4-11%), where the companion gained +0.04 to
++0.83 dB on the dark scans and lost up to 0.19 dB on the bags
+(``docs/validation_dark.json``).
+
 Saturated (clipped) pixels go through the network like every other pixel: it was trained
 with clipping and estimates their true level from their surroundings.
 """
@@ -40,6 +50,20 @@ from .singlepass import SIZE_MULTIPLE, build_singlepass_model, is_guided
 from .tiling import OperationCancelled, predict_tiled
 
 NoiseSpec = str | noise_mod.NoiseModel | Sequence[noise_mod.NoiseModel] | None
+
+#: a pixel under this many quanta (by the scan's noise law) is photon-starved
+DARK_QUANTA = 50.0
+
+
+def photon_starved_share(counts, law: noise_mod.NoiseModel) -> float:
+    """The share of pixels of one channel (counts, the noise law's domain) holding fewer
+    than ``DARK_QUANTA`` quanta: ``(counts - offset) / a``, the offset the smallest that
+    fits the law (``pgure.split_noise_law``)."""
+    from ..pgure import split_noise_law
+
+    offset, _ = split_noise_law(law.a, law.b)
+    quanta = (np.asarray(counts, np.float64) - offset) / law.a
+    return float(np.mean(quanta < DARK_QUANTA)) if quanta.size else 0.0
 
 #: the flips (rows, columns) of each self-ensemble size: 1 pass, 2 (+ the belt direction
 #: reversed), 4 (+ the detector reversed, + both)
@@ -104,11 +128,16 @@ class SinglePassDenoiser:
     self_ensemble = DEFAULT_SELF_ENSEMBLE
     tile = 1024
     overlap = 64
+    #: a scan is photon-starved (and goes to ``dark``) when this share of its first
+    #: channel's pixels is under ``DARK_QUANTA`` quanta
+    dark_share = 0.2
 
     def __init__(self, model: keras.Model, metadata: dict):
         self.model = model
         self.metadata = dict(metadata)
         self.last_noise: list[dict] | None = None
+        #: the network for photon-starved scans (None: this one for every scan)
+        self.dark: SinglePassDenoiser | None = None
         self._whole_fn = None
         self._tile_fn = None
 
@@ -264,6 +293,7 @@ class SinglePassDenoiser:
         prepared = [
             self._prepare(counts[c], noises[c], ffs[c], darks[c], flats[c]) for c in range(n)
         ]
+        net = self._network_for(prepared[0])
         self.last_noise = []
         for c, channel in enumerate(prepared):
 
@@ -273,12 +303,33 @@ class SinglePassDenoiser:
 
             partner = prepared[1 - c] if n == 2 else None
             guide = None if partner is None else (partner["u"], partner["sigma"])
-            out[c] = self._finish(channel, guide, progress, cancel, passes)
+            out[c] = net._finish(channel, guide, progress, cancel, passes)
             record = dict(channel["record"], self_ensemble=passes)
+            record["network"] = "default" if net is self else "photon-starved (dark) companion"
             if self.guided:
                 record["guide"] = "the other energy" if guide is not None else "none"
             self.last_noise.append(record)
         return out[0] if squeeze else out
+
+    def _network_for(self, first_channel: dict) -> SinglePassDenoiser:
+        """``dark`` for a photon-starved scan (judged on its first channel), else self."""
+        if self.dark is None:
+            return self
+        share = photon_starved_share(first_channel["y"], first_channel["law"])
+        first_channel["record"]["photon_starved_share"] = round(share, 4)
+        return self.dark if share >= self.dark_share else self
+
+    def for_scans(self, scans) -> SinglePassDenoiser:
+        """The network these scans would be denoised with: ``dark`` when every one is
+        photon-starved (fine-tuning starts from it then), else self."""
+        if self.dark is None or not scans:
+            return self
+        for scan in scans:
+            first = as_chw_counts(scan)[0]
+            channel = self._prepare(first, "auto", "auto", None, None)
+            if self._network_for(channel) is self:
+                return self
+        return self.dark
 
     def denoise_channel(
         self,
@@ -321,6 +372,7 @@ class SinglePassDenoiser:
             "flatfield": ff.describe(),
         }
         return {
+            "y": y,
             "u": vst.to_network(y, model.a, model.b, code_max),
             "sigma": vst.noise_level(model.a, model.b, code_max),
             "law": model,
