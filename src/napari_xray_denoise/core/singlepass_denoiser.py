@@ -65,6 +65,7 @@ def photon_starved_share(counts, law: noise_mod.NoiseModel) -> float:
     quanta = (np.asarray(counts, np.float64) - offset) / law.a
     return float(np.mean(quanta < DARK_QUANTA)) if quanta.size else 0.0
 
+
 #: the flips (rows, columns) of each self-ensemble size: 1 pass, 2 (+ the belt direction
 #: reversed), 4 (+ the detector reversed, + both)
 _FLIPS = ((False, False), (True, False), (False, True), (True, True))
