@@ -1,11 +1,11 @@
 """Training the single-pass network on simulated pairs: a resumable long run.
 
 The default model is trained supervised on pairs with exact ground truth
-(``core.simdata``: phantom bags and procedural scenes, every scanner trait), because the
+(``core.singlepass.simdata``: phantom bags and procedural scenes, every scanner trait), because the
 simulator makes clean scans without limit and a supervised loss is the most
 compute-efficient signal (measured against blind-spot training in ``docs/benchmarks.md``).
 What it cannot see in simulation, it learns from the user's own scans by self-supervised
-fine-tuning (``core.finetune``).
+fine-tuning (``core.singlepass.finetune``).
 
 The run is open-ended and resumable: ``run_dir`` holds a TensorFlow checkpoint (weights,
 Adam state, an exponential moving average of the weights, the step, the hours trained),
@@ -35,22 +35,22 @@ from queue import Queue
 
 import numpy as np
 
-from ._backend import keras, tf
-from .model_file import save_model_file
-from .simdata import (
-    TRAIN_SEED_BASE,
-    PairSampler,
-    SimSettings,
-    phantom_transmissions,
-    validation_set,
-)
-from .singlepass import (
+from .._backend import keras, tf
+from ..model_file import save_model_file
+from .network import (
     DEFAULT_WIDTHS,
     build_singlepass_model,
     gain_db,
     guided_from,
     is_guided,
     weighted_loss,
+)
+from .simdata import (
+    TRAIN_SEED_BASE,
+    PairSampler,
+    SimSettings,
+    phantom_transmissions,
+    validation_set,
 )
 
 
@@ -67,7 +67,7 @@ class LongRunConfig:
     refresh_every: int = 40
     val_every_minutes: float = 5.0
     seed: int = 0
-    #: the guided network (the partner energy as a second input, ``core.singlepass``)
+    #: the guided network (the partner energy as a second input, ``core.singlepass.network``)
     guided: bool = False
     #: a model file to start from when the run has no checkpoint yet ("" = from scratch);
     #: a single-energy model starting a guided run becomes ``singlepass.guided_from`` it
@@ -85,7 +85,7 @@ class LongRunConfig:
 def singlepass_metadata(
     config: LongRunConfig, steps: int, hours: float, extra: dict | None = None
 ) -> dict:
-    from .. import __version__
+    from ... import __version__
 
     return {
         "method": "singlepass",
@@ -111,7 +111,7 @@ def singlepass_metadata(
 def _start_weights(config: LongRunConfig) -> list:
     """The weights of ``config.init`` for this run's network (a single-energy model
     starting a guided run: :func:`singlepass.guided_from` it)."""
-    from .model_file import read_model_file_of
+    from ..model_file import read_model_file_of
 
     start, _ = read_model_file_of(config.init, "singlepass")
     if config.guided and not is_guided(start):

@@ -28,16 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import noise as noise_mod
-from .. import vst
-from ..flatfield import FlatField
-from ..noise import calibrated_noise  # noqa: F401  (re-exported by core)
-from ._backend import keras, tf
-from .data import as_chw_counts
-from .model_file import read_model_file_of, save_model_file
-from .registry import DEFAULT_SELF_ENSEMBLE, SELF_ENSEMBLES
-from .singlepass import SIZE_MULTIPLE, build_singlepass_model, is_guided
-from .tiling import OperationCancelled, predict_tiled
+from ... import noise as noise_mod
+from ... import vst
+from ...flatfield import FlatField
+from ...noise import calibrated_noise  # noqa: F401  (re-exported by core)
+from .._backend import keras, tf
+from ..data import as_chw_counts
+from ..model_file import read_model_file_of, save_model_file
+from ..registry import DEFAULT_SELF_ENSEMBLE, SELF_ENSEMBLES
+from ..tiling import OperationCancelled, predict_tiled
+from .network import SIZE_MULTIPLE, build_singlepass_model, is_guided
 
 NoiseSpec = str | noise_mod.NoiseModel | Sequence[noise_mod.NoiseModel] | None
 
@@ -360,7 +360,7 @@ class SinglePassDenoiser:
 
 def untrained_singlepass(widths=(8, 8, 8), *, guided: bool = False) -> SinglePassDenoiser:
     """A small untrained network (identity at start: the output layer starts at zero)."""
-    from .singlepass_train import LongRunConfig, singlepass_metadata
+    from .train import LongRunConfig, singlepass_metadata
 
     cfg = LongRunConfig(widths=tuple(widths), guided=guided)
     return SinglePassDenoiser(
