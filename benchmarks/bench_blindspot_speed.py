@@ -42,8 +42,8 @@ def _scan(shape, seed=0) -> np.ndarray:
 def train_step_seconds(config, channels: int, n_steps: int = 5) -> float:
     """Median seconds per optimiser step (after two warm-up steps that trace the graph)."""
     from napari_xray_denoise.core._backend import tf
-    from napari_xray_denoise.core.blindspot import make_blindspot_loss
-    from napari_xray_denoise.core.blindspot_train import untrained_denoiser
+    from napari_xray_denoise.core.blindspot.network import make_blindspot_loss
+    from napari_xray_denoise.core.blindspot.train import untrained_denoiser
     from napari_xray_denoise.core.training import make_optimizer
 
     den = untrained_denoiser(channels, config)
@@ -84,7 +84,7 @@ def train_step_seconds(config, channels: int, n_steps: int = 5) -> float:
 def inference_seconds(shape, precision: str, repeats: int = 2) -> tuple[float, float]:
     """(first call incl. tracing, best later call) seconds to denoise a (2, *shape) scan."""
     from napari_xray_denoise.core import TrainConfig
-    from napari_xray_denoise.core.blindspot_train import untrained_denoiser
+    from napari_xray_denoise.core.blindspot.train import untrained_denoiser
 
     den = untrained_denoiser(2, TrainConfig())
     scan = _scan(shape)
@@ -128,7 +128,7 @@ def _peak_rss_mb() -> float:
 
 def _rss_child(shape_text: str) -> None:
     from napari_xray_denoise.core import TrainConfig
-    from napari_xray_denoise.core.blindspot_train import untrained_denoiser
+    from napari_xray_denoise.core.blindspot.train import untrained_denoiser
 
     shape = tuple(int(v) for v in shape_text.split("x"))
     scan = _scan(shape)

@@ -26,7 +26,7 @@ Per set and channel, PSNR/SSIM (range 65535, or 4095 for 12-bit scans) against t
 noise-free scan for: noisy; BM3D + GAT (``classical.bm3d_denoise``: the same column
 flat-field, saturated pixels denoised, noise fitted on the scan: the strongest honest
 version); the default model (its default self-ensemble of 2 passes, and 1 pass); the
-default model fine-tuned for ``--finetune-minutes`` CPU-minutes on that set's noisy scans (``core.finetune``); the shipped blind-spot model.
+default model fine-tuned for ``--finetune-minutes`` CPU-minutes on that set's noisy scans (``core.singlepass.finetune``); the shipped blind-spot model.
 Also: seconds per 640x1000 pair for the default model and BM3D + GAT in the same run,
 and peak memory (640x1000 pair, 4096x4096 channel) in fresh processes.
 
@@ -237,7 +237,7 @@ def stage_models(
     """Rows of ``model`` (the shipped default when None) labelled ``label``, of it
     fine-tuned on each set, and of the shipped blind-spot model (``blindspot``)."""
     from napari_xray_denoise.core import load_model
-    from napari_xray_denoise.core.finetune import FinetuneConfig, finetune_singlepass
+    from napari_xray_denoise.core.singlepass.finetune import FinetuneConfig, finetune_singlepass
 
     default = load_model(model)
     blind = load_model(BLINDSPOT) if blindspot and BLINDSPOT.exists() else None

@@ -6,7 +6,7 @@ weights prints each channel's held-back paired statistic (``gain_z``) and SURE g
 (held-back pixels, whole crops) beside its true PSNR change (one pass) against the
 start, writes them to OUT (JSON) and the start and tuned weights beside it (OUT with
 ``.npz``, to try other scores offline). For choosing
-the acceptance rule of ``core.finetune`` from evidence, not for ``make bench``:
+the acceptance rule of ``core.singlepass.finetune`` from evidence, not for ``make bench``:
 
     python benchmarks/finetune_check.py 10 /tmp/finetune_check.json
 """
@@ -23,7 +23,7 @@ from bench_default import photo_scans  # noqa: E402
 
 from napari_xray_denoise import metrics  # noqa: E402
 from napari_xray_denoise.core import load_model  # noqa: E402
-from napari_xray_denoise.core.finetune import (  # noqa: E402
+from napari_xray_denoise.core.singlepass.finetune import (  # noqa: E402
     BLENDS,
     FinetuneConfig,
     finetune_singlepass,
@@ -65,7 +65,7 @@ if r.tuned_weights is not None:
     )
     begin = [np.array(w) for w in start.model.get_weights()]
     from napari_xray_denoise.core._backend import keras
-    from napari_xray_denoise.core.singlepass_denoiser import SinglePassDenoiser
+    from napari_xray_denoise.core.singlepass.denoiser import SinglePassDenoiser
 
     m = keras.models.clone_model(start.model)
     den = SinglePassDenoiser(m, dict(start.metadata))

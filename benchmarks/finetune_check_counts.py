@@ -4,7 +4,7 @@ Fine-tunes the shipped default model (or MODEL) for MINUTES on the dark validati
 of ``unseen_sets.py`` (``dark_validation``: ``synth.dense_electronics`` scenes, validation
 seeds, two detectors with offsets), then for every blend of start and tuned weights
 prints each channel's true PSNR change (one pass, against the clean scan) beside the
-count-domain estimate the check uses (``core.finetune._CountCheck``: gain and
+count-domain estimate the check uses (``core.singlepass.finetune._CountCheck``: gain and
 upper-bound loss) and the exact PG-URE on lattices of held-back pixels, and counts the blends a rule
 would keep although some channel truly got worse. Writes OUT (JSON). For choosing the
 acceptance rule from evidence, not for ``make bench``:
@@ -25,7 +25,8 @@ from unseen_sets import dark_validation  # noqa: E402
 from napari_xray_denoise import metrics, pgure  # noqa: E402
 from napari_xray_denoise.core import load_model  # noqa: E402
 from napari_xray_denoise.core._backend import keras  # noqa: E402
-from napari_xray_denoise.core.finetune import (  # noqa: E402
+from napari_xray_denoise.core.singlepass.denoiser import SinglePassDenoiser  # noqa: E402
+from napari_xray_denoise.core.singlepass.finetune import (  # noqa: E402
     BLENDS,
     FinetuneConfig,
     _count_verdict,
@@ -33,7 +34,6 @@ from napari_xray_denoise.core.finetune import (  # noqa: E402
     _prepare,
     finetune_singlepass,
 )
-from napari_xray_denoise.core.singlepass_denoiser import SinglePassDenoiser  # noqa: E402
 
 
 def main(minutes: float, out: str, model: str | None = None) -> None:

@@ -1,9 +1,9 @@
 """Continue training the default model on a GPU machine that has JAX and no TensorFlow,
 and time the network there (issue 12's GPU figures).
 
-The network (``core.singlepass``), its layers and model files are written in ``keras.ops``
+The network (``core.singlepass.network``), its layers and model files are written in ``keras.ops``
 alone, so this script runs them on Keras's JAX backend; the data are the same simulated
-pairs as the CPU run (``core.simdata.PairSampler``), made by worker processes (one
+pairs as the CPU run (``core.singlepass.simdata.PairSampler``), made by worker processes (one
 sampler each, its own phantom seeds) while the GPU trains on large batches. The loss is
 ``singlepass.weighted_loss``, the validation set and score those of the CPU run
 (``simdata.validation_set``, ``singlepass.gain_db``), so the validation gains compare.
@@ -43,7 +43,11 @@ def _worker(w: int, seed: int, chunk: int, photo_fraction: float, pool_bags: int
         os.environ[var] = "1"  # one core per worker: the workers are the parallelism
     import numpy as np
 
-    from napari_xray_denoise.core.simdata import PairSampler, SimSettings, phantom_transmissions
+    from napari_xray_denoise.core.singlepass.simdata import (
+        PairSampler,
+        SimSettings,
+        phantom_transmissions,
+    )
 
     rng = np.random.default_rng([seed, w])
     first = WORKER_SEED_BASE + w * WORKER_SEED_STRIDE
@@ -148,8 +152,8 @@ def main(argv=None) -> int:
     import optax
 
     from napari_xray_denoise.core.model_file import read_model_file_of, save_model_file
-    from napari_xray_denoise.core.simdata import SimSettings, validation_set
-    from napari_xray_denoise.core.singlepass import gain_db, is_guided, weighted_loss
+    from napari_xray_denoise.core.singlepass.network import gain_db, is_guided, weighted_loss
+    from napari_xray_denoise.core.singlepass.simdata import SimSettings, validation_set
     from napari_xray_denoise.synth import training_photographs
 
     model, meta = read_model_file_of(args.init, "singlepass")

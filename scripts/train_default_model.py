@@ -1,5 +1,5 @@
 """Train (or continue training) the shipped default model: the single-pass network on
-simulated pairs (``core.singlepass_train``). Resumable: run it again to continue.
+simulated pairs (``core.singlepass.train``). Resumable: run it again to continue.
 
     python scripts/train_default_model.py --hours 1.5          # CPU, in the background:
     nohup .venv/bin/python scripts/train_default_model.py --hours 8 > training_runs/default/nohup.log 2>&1 &
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         help="of all scans, the fraction by a camera-style detector (gain, read noise, offset)",
     )
     args = parser.parse_args(argv)
-    from napari_xray_denoise.core.singlepass_train import LongRunConfig, train_long_run
+    from napari_xray_denoise.core.singlepass.train import LongRunConfig, train_long_run
 
     config = LongRunConfig(
         val_every_minutes=args.val_every_minutes,

@@ -115,7 +115,14 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 #: the modules that run on any Keras backend (``core._keras``): the network, its layers,
 #: model files and the simulated training pairs (``scripts/gpu_train_default.py`` runs
 #: them on JAX, on a machine without TensorFlow)
-BACKEND_NEUTRAL = ("_keras", "layers", "singlepass", "model_file", "simdata")
+BACKEND_NEUTRAL = (
+    "_keras",
+    "layers",
+    "singlepass.network",
+    "model_file",
+    "singlepass.simdata",
+    "engine",
+)
 
 
 def _imports_tensorflow(path: Path) -> bool:

@@ -33,7 +33,7 @@ def test_cli_denoise_defaults_are_the_models_own():
 
 
 def test_self_ensemble_sizes_are_the_models_own():
-    from napari_xray_denoise.core.singlepass_denoiser import SELF_ENSEMBLES, SinglePassDenoiser
+    from napari_xray_denoise.core.singlepass.denoiser import SELF_ENSEMBLES, SinglePassDenoiser
 
     assert options.SELF_ENSEMBLES == SELF_ENSEMBLES
     assert SinglePassDenoiser.self_ensemble == options.DEFAULT_SELF_ENSEMBLE

@@ -70,8 +70,8 @@ def denoise_chunked(
     import dask
     import dask.array as da
 
+    from .core.blindspot.denoiser import resolve_batch_size, resolve_precision
     from .core.data import as_chw_counts, saturated_mask, saturation_levels
-    from .core.denoiser import resolve_batch_size, resolve_precision
     from .core.lazy_tiling import predict_tiled_lazy
 
     if noise not in ("auto", "refit", "stored"):

@@ -12,7 +12,7 @@ TIP 2011),
 
 exactly, at any photon count: no variance-stabilising transform, no Gaussian
 approximation. This is what decides, at low counts, whether a fine-tuned model is truly
-better than the one it started from (``core.finetune``): SURE in the stabilised domain
+better than the one it started from (``core.singlepass.finetune``): SURE in the stabilised domain
 assumes Gaussian noise of a known std there, which fails below about 10 quanta a pixel.
 
 ``F(y - a e_k)`` is one denoiser call per pixel; here it is evaluated for a whole lattice

@@ -16,21 +16,21 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
-from napari_xray_denoise.core import amssd  # noqa: E402
-from napari_xray_denoise.core.amssd import (  # noqa: E402
+from napari_xray_denoise.core.amssd import network as amssd  # noqa: E402
+from napari_xray_denoise.core.amssd.network import (  # noqa: E402
     AmssdDenoiser,
     GradientCentralizedAdam,
     amssd_loss,
     build_amssd_model,
     centralize_gradient,
 )
-from napari_xray_denoise.core.amssd_train import (  # noqa: E402
+from napari_xray_denoise.core.amssd.train import (  # noqa: E402
     AmssdConfig,
     PairedCropSampler,
     train_amssd,
 )
+from napari_xray_denoise.core.blindspot.denoiser import Denoiser  # noqa: E402
 from napari_xray_denoise.core.data import Region  # noqa: E402
-from napari_xray_denoise.core.denoiser import Denoiser  # noqa: E402
 from napari_xray_denoise.core.registry import load_model  # noqa: E402
 
 
@@ -279,7 +279,7 @@ def test_paired_crops_are_aligned_and_use_the_chosen_groups():
 
 
 def test_training_targets_keep_saturated_pixels():
-    from napari_xray_denoise.core.amssd_train import _pairs_x01
+    from napari_xray_denoise.core.amssd.train import _pairs_x01
 
     scan, _ = _dual_scan((40, 48), seed=1)
     scan[1, 10:20, 5:30] = 65535
@@ -292,7 +292,7 @@ def test_training_targets_keep_saturated_pixels():
 
 # ----------------------------------------------------------------------------- training
 def test_training_steps_reduce_the_loss_and_denoise(trained, dual_scan):
-    from napari_xray_denoise.core.amssd_train import _pairs_x01
+    from napari_xray_denoise.core.amssd.train import _pairs_x01
 
     den, seen = trained
     noisy, clean = dual_scan
@@ -399,7 +399,7 @@ def test_save_load_round_trip(trained, dual_scan, tmp_path):
 
 
 def test_load_model_still_loads_blind_spot_files_and_refuses_them_for_resume(dual_scan, tmp_path):
-    from napari_xray_denoise.core.blindspot import build_blindspot_model
+    from napari_xray_denoise.core.blindspot.network import build_blindspot_model
     from napari_xray_denoise.core.model_file import ModelFileError, save_model_file
 
     model = build_blindspot_model(channels=1, enc_filters=8, dec_filters=8, levels=1)

@@ -1,4 +1,4 @@
-"""Tests of ``napari_xray_denoise.core.blindspot``: the blind-spot network (its receptive field) and its losses."""
+"""Tests of ``napari_xray_denoise.core.blindspot.network``: the blind-spot network (its receptive field) and its losses."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_supervised_model_sees_its_centre_pixel():
 
 
 def test_per_scan_noise_loss_uses_the_crops_own_noise_law():
-    from napari_xray_denoise.core.blindspot import make_blindspot_loss
+    from napari_xray_denoise.core.blindspot.network import make_blindspot_loss
 
     rng = np.random.default_rng(0)
     y = rng.random((2, 4, 4, 1)).astype(np.float32)

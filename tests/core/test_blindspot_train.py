@@ -1,4 +1,4 @@
-"""Tests of ``napari_xray_denoise.core.blindspot_train``: training blind-spot denoisers end to end (tiny networks)."""
+"""Tests of ``napari_xray_denoise.core.blindspot.train``: training blind-spot denoisers end to end (tiny networks)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ pytest.importorskip("keras")
 
 def test_importing_core_does_not_import_tensorflow():
     code = (
-        "import sys, napari_xray_denoise.core as c, napari_xray_denoise.core.noisefit, "
+        "import sys, napari_xray_denoise.core as c, napari_xray_denoise.core.blindspot.noisefit, "
         "napari_xray_denoise.core.tiling, napari_xray_denoise.core.data; "
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
         "assert 'napari' not in sys.modules and 'qtpy' not in sys.modules"

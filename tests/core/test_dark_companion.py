@@ -7,7 +7,7 @@ import pytest
 from napari_xray_denoise import noise, synth
 from napari_xray_denoise.core import load_model
 from napari_xray_denoise.core.registry import default_dark_model_path
-from napari_xray_denoise.core.singlepass_denoiser import (
+from napari_xray_denoise.core.singlepass.denoiser import (
     DARK_QUANTA,
     SinglePassDenoiser,
     photon_starved_share,

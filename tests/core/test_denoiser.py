@@ -1,4 +1,4 @@
-"""Tests of ``napari_xray_denoise.core.denoiser``: model files saved and loaded, load errors."""
+"""Tests of ``napari_xray_denoise.core.blindspot.denoiser``: model files saved and loaded, load errors."""
 
 from __future__ import annotations
 

@@ -1,16 +1,16 @@
-"""Self-supervised fine-tuning of the single-pass model (``core.finetune``)."""
+"""Self-supervised fine-tuning of the single-pass model (``core.singlepass.finetune``)."""
 
 import numpy as np
 import pytest
 
-from napari_xray_denoise.core.finetune import (
+from napari_xray_denoise.core.singlepass.denoiser import untrained_singlepass
+from napari_xray_denoise.core.singlepass.finetune import (
     BLENDS,
     FinetuneConfig,
     finetune_singlepass,
     gain_z,
     mc_sure,
 )
-from napari_xray_denoise.core.singlepass_denoiser import untrained_singlepass
 from napari_xray_denoise.phantom import make_bag
 
 
@@ -93,7 +93,7 @@ def test_widget_defaults_are_the_configs_own():
 
 def test_a_guided_model_finetunes_with_the_other_energy_as_guide(scans):
     """Dual-energy scans: each energy's crops come with the same crop of the other one."""
-    from napari_xray_denoise.core.finetune import _crop, _prepare
+    from napari_xray_denoise.core.singlepass.finetune import _crop, _prepare
 
     channels = _prepare(scans, 32, 0.15)
     assert [c.partner for c in channels] == [1, 0, 3, 2]
@@ -113,7 +113,7 @@ def test_a_guided_model_finetunes_with_the_other_energy_as_guide(scans):
 
 
 def test_held_back_blocks_are_scattered_over_the_whole_scan():
-    from napari_xray_denoise.core.finetune import held_back_blocks
+    from napari_xray_denoise.core.singlepass.finetune import held_back_blocks
 
     held, windows = held_back_blocks((640, 1000), 128, 32, 0.15, np.random.default_rng(1))
     grid = (640 // 32) * (1000 // 32)
@@ -133,7 +133,7 @@ def test_the_training_loss_never_scores_held_back_pixels(scans):
     """Training crops fall anywhere but their mask is 0 exactly on held-back pixels;
     validation crops score held-back pixels only. (The channel's image is replaced by its
     own held-back mask, so each crop shows which pixels it came from, after any turn.)"""
-    from napari_xray_denoise.core.finetune import _crop, _prepare
+    from napari_xray_denoise.core.singlepass.finetune import _crop, _prepare
 
     channels = _prepare(scans, 32, 0.15, 16)
     for ch in channels:
@@ -180,7 +180,7 @@ def test_an_insignificant_gain_keeps_the_starting_model(scans, demand):
 
 
 def test_the_simulated_half_keeps_the_scene_mix_the_model_was_trained_on():
-    from napari_xray_denoise.core.finetune import _photo_fraction
+    from napari_xray_denoise.core.singlepass.finetune import _photo_fraction
 
     start = untrained_singlepass((8, 8, 8))
     assert _photo_fraction(start, FinetuneConfig()) == 0.0  # trained without photo scenes
@@ -223,7 +223,7 @@ def test_the_count_check_blocks_a_channel_that_may_be_worse():
     """``_count_verdict``: every channel's upper bound of its error change (counts^2)
     must be below zero; one channel whose bound is a loss blocks the blend, whatever the
     others gain."""
-    from napari_xray_denoise.core.finetune import FinetuneConfig, _count_verdict
+    from napari_xray_denoise.core.singlepass.finetune import FinetuneConfig, _count_verdict
     from napari_xray_denoise.pgure import RiskChange
 
     config = FinetuneConfig(count_check_z=2.0)
@@ -243,7 +243,7 @@ def test_the_count_check_blocks_a_channel_that_may_be_worse():
 def test_the_count_check_scores_the_error_in_counts(scans):
     """``_CountCheck`` on a scan: the start against itself changes nothing; against a
     network that outputs its input (no denoising) it finds the error much larger."""
-    from napari_xray_denoise.core.finetune import FinetuneConfig, _CountCheck, _prepare
+    from napari_xray_denoise.core.singlepass.finetune import FinetuneConfig, _CountCheck, _prepare
 
     start = untrained_singlepass((8, 8, 8))  # starts as the identity (zero output layer)
     config = FinetuneConfig(crop_size=32)

@@ -1,4 +1,4 @@
-"""Tests of ``napari_xray_denoise.core.noisefit``: posterior mean, affine noise fits (numpy arithmetic)."""
+"""Tests of ``napari_xray_denoise.core.blindspot.noisefit``: posterior mean, affine noise fits (numpy arithmetic)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ pytest.importorskip("keras")
 
 
 from napari_xray_denoise import core  # noqa: E402
-from napari_xray_denoise.core import noisefit  # noqa: E402
+from napari_xray_denoise.core.blindspot import noisefit  # noqa: E402
 
 
 def test_posterior_mean_matches_numerical_integration():

@@ -34,7 +34,7 @@ def fake_kind():
         registry.ModelKind(
             method="fake",
             methods=("fake-a", "fake-b"),
-            denoiser="denoiser:Denoiser",
+            denoiser="blindspot.denoiser:Denoiser",
             config="test_registry:FakeConfig",
             train="test_registry:fake_train",
             config_for_method=lambda m: {"mode": m[-1]},

@@ -7,12 +7,16 @@ import pytest
 
 from napari_xray_denoise import metrics
 from napari_xray_denoise.core import load_model
-from napari_xray_denoise.core.simdata import PairSampler, SimSettings, phantom_transmissions
-from napari_xray_denoise.core.singlepass import build_singlepass_model
-from napari_xray_denoise.core.singlepass_denoiser import (
+from napari_xray_denoise.core.singlepass.denoiser import (
     SinglePassDenoiser,
     pad_to_multiple,
     untrained_singlepass,
+)
+from napari_xray_denoise.core.singlepass.network import build_singlepass_model
+from napari_xray_denoise.core.singlepass.simdata import (
+    PairSampler,
+    SimSettings,
+    phantom_transmissions,
 )
 from napari_xray_denoise.noise import calibrated_noise
 from napari_xray_denoise.phantom import make_bag
@@ -146,7 +150,7 @@ def test_simulated_pairs_cover_the_scanner_traits():
 
 
 def test_a_short_supervised_run_learns_and_resumes(tmp_path):
-    from napari_xray_denoise.core.singlepass_train import LongRunConfig, train_long_run
+    from napari_xray_denoise.core.singlepass.train import LongRunConfig, train_long_run
 
     cfg = LongRunConfig(
         widths=(8, 8, 16),
@@ -171,7 +175,7 @@ def test_a_short_supervised_run_learns_and_resumes(tmp_path):
 def test_guided_from_a_trained_model_starts_out_the_same(bag):
     """A guided network made from a single-energy one computes what it computes, whatever
     the guide, until training teaches it the guide; the denoiser gives it the partner."""
-    from napari_xray_denoise.core.singlepass import guided_from, is_guided
+    from napari_xray_denoise.core.singlepass.network import guided_from, is_guided
 
     single = untrained_singlepass((8, 8, 16))
     rng = np.random.default_rng(0)  # weights that do something (the output starts at zero)
@@ -213,7 +217,7 @@ def test_guided_network_is_given_the_other_energy(bag, monkeypatch):
 
 
 def test_guided_pairs_and_a_short_guided_run(tmp_path):
-    from napari_xray_denoise.core.singlepass_train import LongRunConfig, train_long_run
+    from napari_xray_denoise.core.singlepass.train import LongRunConfig, train_long_run
 
     rng = np.random.default_rng(0)
     sampler = PairSampler(
@@ -302,7 +306,7 @@ def test_the_network_gives_the_same_output_on_jax(tmp_path):
 
     if importlib.util.find_spec("jax") is None:
         pytest.skip("JAX is not installed here (only the GPU training script needs it)")
-    from napari_xray_denoise.core.simdata import validation_set
+    from napari_xray_denoise.core.singlepass.simdata import validation_set
 
     x, _ = validation_set(n_bags=1, n_scenes=4, crop=64, guided=True)
     np.save(tmp_path / "x.npy", x)

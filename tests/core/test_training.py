@@ -15,7 +15,10 @@ from blindspot_helpers import NOISE_INIT_1, _stripes_x01  # noqa: E402
 def _fit_tiny(mode: str, steps: int = 30):
     import keras
 
-    from napari_xray_denoise.core.blindspot import build_blindspot_model, make_blindspot_loss
+    from napari_xray_denoise.core.blindspot.network import (
+        build_blindspot_model,
+        make_blindspot_loss,
+    )
     from napari_xray_denoise.core.training import FitSchedule, fit
 
     keras.utils.set_random_seed(0)

@@ -1,5 +1,5 @@
 """Keras 3 alone, for the ``core`` modules that need no TensorFlow: the network layers
-(``layers``), the single-pass network (``singlepass``) and model files (``model_file``).
+(``layers``), the single-pass network (``singlepass.network``) and model files (``model_file``).
 
 Sets ``KERAS_BACKEND=tensorflow`` unless the user chose otherwise before Keras is first
 imported. Those modules run on any Keras backend (``keras.ops`` only), so a machine with

@@ -2,7 +2,7 @@
 
 A *kind* (``ModelKind``) is one network family: its training method names, its model
 files' ``metadata["method"]``, its training configuration, training function and
-:class:`~.denoiser.Denoiser` class. Everything else asks here: the CLI, the worker's
+:class:`~.blindspot.denoiser.Denoiser` class. Everything else asks here: the CLI, the worker's
 jobs, the benchmarks (training), and model loading (``load_model``). A new method
 registers one ``ModelKind`` with :func:`register`; its names then reach the CLI and the
 widgets through ``napari_xray_denoise.options``.
@@ -26,7 +26,7 @@ BLINDSPOT_MODES = ("poissongaussian", "poisson", "gaussian", "uncalib", "mse")
 #: dual-energy variants of the blind-spot network (``auto`` = ``separate``)
 JOINT_OPTIONS = ("auto", "separate", "blind", "cross")
 #: the default (single-pass) model's self-ensemble sizes (passes over flipped copies
-#: averaged) and its own default (``singlepass_denoiser.SinglePassDenoiser.self_ensemble``)
+#: averaged) and its own default (``singlepass.denoiser.SinglePassDenoiser.self_ensemble``)
 SELF_ENSEMBLES = (1, 2, 4)
 DEFAULT_SELF_ENSEMBLE = 2
 #: front-end options that only some kinds take; the others ignore them
@@ -38,7 +38,8 @@ KIND_SPECIFIC_OPTIONS = frozenset(
 @dataclass(frozen=True)
 class ModelKind:
     """One family of denoising networks; implementations named ``"module:attribute"``
-    (a module of ``core``) or ``"package.module:attribute"``."""
+    (a module of ``core``, e.g. ``"blindspot.train:TrainConfig"``) or
+    ``"package.module:attribute"``."""
 
     method: str  #: ``metadata["method"]`` of this kind's model files
     methods: tuple[str, ...]  #: training method names offered to users (CLI, widgets)
@@ -51,9 +52,10 @@ class ModelKind:
     hidden_methods: tuple[str, ...] = ()
 
     def resolve(self, name: str) -> Any:
-        """The object a field names: ``"module:attr"`` (a module of ``core`` first), or ``"pkg.module:attr"``."""
+        """The object a field names: ``"module:attr"`` (a module of ``core`` first, such as
+        ``"singlepass.denoiser"``), or ``"pkg.module:attr"``."""
         module, attribute = getattr(self, name).split(":")
-        if "." not in module and importlib.util.find_spec(f"{__package__}.{module}") is not None:
+        if importlib.util.find_spec(f"{__package__}.{module.split('.')[0]}") is not None:
             module = f"{__package__}.{module}"
         return getattr(importlib.import_module(module), attribute)
 
@@ -82,9 +84,9 @@ register(
     ModelKind(
         method="singlepass",
         methods=("finetune",),
-        denoiser="singlepass_denoiser:SinglePassDenoiser",
-        config="finetune:FinetuneConfig",
-        train="finetune:train_finetune",
+        denoiser="singlepass.denoiser:SinglePassDenoiser",
+        config="singlepass.finetune:FinetuneConfig",
+        train="singlepass.finetune:train_finetune",
     )
 )
 register(
@@ -92,9 +94,9 @@ register(
         method="blindspot",
         methods=BLINDSPOT_MODES,
         hidden_methods=("supervised",),
-        denoiser="denoiser:Denoiser",
-        config="blindspot_train:TrainConfig",
-        train="blindspot_train:train_blindspot",
+        denoiser="blindspot.denoiser:Denoiser",
+        config="blindspot.train:TrainConfig",
+        train="blindspot.train:train_blindspot",
         config_for_method=lambda method: {"mode": method},
     )
 )
@@ -102,9 +104,9 @@ register(
     ModelKind(
         method="amssd",
         methods=("amssd",),
-        denoiser="amssd:AmssdDenoiser",
-        config="amssd_train:AmssdConfig",
-        train="amssd_train:train_amssd",
+        denoiser="amssd.network:AmssdDenoiser",
+        config="amssd.train:AmssdConfig",
+        train="amssd.train:train_amssd",
     )
 )
 
@@ -223,7 +225,7 @@ def make_denoiser(model, metadata: Mapping[str, Any]):
 
 
 def load_model(path: str | os.PathLike | None = None):
-    """Load a model file of any registered kind as its :class:`~.denoiser.Denoiser`;
+    """Load a model file of any registered kind as its :class:`~.blindspot.denoiser.Denoiser`;
     ``None`` or ``"default"`` loads the shipped default model, with its companion for
     photon-starved scans (``default_dark_model_path``) when that file is there.
 

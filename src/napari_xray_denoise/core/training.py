@@ -1,6 +1,7 @@
-"""A generic Keras 3 / TensorFlow training loop, shared by every network of ``core``.
+"""Keras 3 / TensorFlow training on the one loop of ``core`` (``core.engine``).
 
-It knows nothing about blind spots: it takes a model, a loss ``loss_fn(targets,
+``TFStep`` is the engine's gradient step on TensorFlow (``tf.GradientTape``, traced).
+``fit`` knows nothing about blind spots: it takes a model, a loss ``loss_fn(targets,
 outputs) -> scalar`` and a batch sampler, and does Adam steps with best-validation
 weights kept in memory, learning-rate reduction on plateau, early stopping, a progress
 callback and a cancel flag checked before every step. Batches have a fixed shape, so the
@@ -23,7 +24,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import engine
 from ._backend import keras, tf
+from .engine import BestWeights, Plateau
 
 Batch = tuple[np.ndarray, np.ndarray]
 
@@ -164,6 +167,55 @@ def make_optimizer(learning_rate: float) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
+class TFStep:
+    """The engine's gradient step on TensorFlow (:class:`~.engine.Step`): a traced
+    ``tf.GradientTape`` step of ``loss(inputs, targets, outputs) -> scalar``.
+
+    ``after_apply()`` runs inside the traced step after the update (e.g. an exponential
+    moving average of the weights); :meth:`evaluate` is the loss without training.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        optimizer: keras.optimizers.Optimizer,
+        loss: Callable,
+        *,
+        jit_compile: bool = False,
+        after_apply: Callable[[], None] | None = None,
+    ):
+        self.model, self.optimizer = model, optimizer
+        train_vars = model.trainable_variables
+
+        def _train_step(x, t):
+            with tf.GradientTape() as tape:
+                value = loss(x, t, model(x, training=True))
+            grads = tape.gradient(value, train_vars)
+            optimizer.apply(grads, train_vars)
+            if after_apply is not None:
+                after_apply()
+            return value
+
+        def _val_step(x, t):
+            return loss(x, t, model(x, training=False))
+
+        self._train = tf.function(_train_step, jit_compile=jit_compile, reduce_retracing=True)
+        self._val = tf.function(_val_step, jit_compile=jit_compile, reduce_retracing=True)
+
+    def __call__(self, batch: Batch):
+        x, t = batch
+        return self._train(x, t)
+
+    def evaluate(self, x, t) -> float:
+        return float(self._val(x, t))
+
+    def set_learning_rate(self, lr: float) -> None:
+        self.optimizer.learning_rate.assign(lr)
+
+    def learning_rate(self) -> float:
+        return float(self.optimizer.learning_rate.numpy())
+
+
 def fit(
     model: keras.Model,
     loss_fn: Callable,
@@ -185,88 +237,65 @@ def fit(
     ``on_new_best(step, val_loss)`` when validation improves (weights are already the
     new best, e.g. to write a checkpoint). ``cancel.is_set()`` is checked before each step:
     training stops, validates once and keeps the best weights seen (``cancelled=True``).
+
+    The loop is :func:`.engine.run`; this is its piece for a Keras model with a
+    ``(targets, outputs)`` loss: the plateau or cosine schedule, best weights, history.
     """
     if optimizer is None:
         optimizer = make_optimizer(schedule.learning_rate)
     else:
         optimizer.learning_rate.assign(schedule.learning_rate)
-    train_vars = model.trainable_variables
-
-    def _train_step(x, t):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(t, model(x, training=True))
-        grads = tape.gradient(loss, train_vars)
-        optimizer.apply(grads, train_vars)
-        return loss
-
-    def _val_step(x, t):
-        return loss_fn(t, model(x, training=False))
-
-    train_step = tf.function(_train_step, jit_compile=schedule.jit_compile, reduce_retracing=True)
-    val_step = tf.function(_val_step, jit_compile=schedule.jit_compile, reduce_retracing=True)
+    step = TFStep(model, optimizer, lambda x, t, y: loss_fn(t, y), jit_compile=schedule.jit_compile)
 
     def validate() -> float:
-        losses = [float(val_step(x, t)) for x, t in val_batches]
+        losses = [step.evaluate(x, t) for x, t in val_batches]
         return float(np.mean(losses)) if losses else math.nan
 
     result = FitResult()
-    best_weights = None
-    since_best_lr = since_best_stop = 0
-    last_val: float | None = None
-    t0 = time.perf_counter()
-
+    best = BestWeights(lambda: [np.array(v) for v in model.get_weights()], model.set_weights)
+    plateau = Plateau(
+        factor=schedule.lr_factor,
+        patience=schedule.lr_patience,
+        min_lr=schedule.min_lr,
+        stop_patience=schedule.early_stop_patience,
+    )
     cosine = schedule.lr_schedule == "cosine"
 
-    def check_best(step: int) -> None:
-        nonlocal best_weights, since_best_lr, since_best_stop, last_val
-        last_val = validate()
-        lr = float(optimizer.learning_rate.numpy())
-        result.history.append({"step": step, "val_loss": last_val, "lr": lr})
-        if np.isfinite(last_val) and last_val < result.best_val_loss:
-            result.best_val_loss, result.best_step = last_val, step
-            best_weights = [np.array(v) for v in model.get_weights()]
-            since_best_lr = since_best_stop = 0
+    def check_best(n: int) -> float:
+        val = validate()
+        lr = step.learning_rate()
+        result.history.append({"step": n, "val_loss": val, "lr": lr})
+        if best.offer(n, val):
+            plateau.improved()
             if on_new_best is not None:
-                on_new_best(step, last_val)
-            return
-        since_best_lr += 1
-        since_best_stop += 1
-        if cosine:
-            return
-        if since_best_lr >= schedule.lr_patience and lr > schedule.min_lr:
-            optimizer.learning_rate.assign(max(schedule.min_lr, lr * schedule.lr_factor))
-            since_best_lr = 0
+                on_new_best(n, val)
+            return val
+        lowered = plateau.not_improved(lr, lower_lr=not cosine)
+        if lowered is not None:
+            step.set_learning_rate(lowered)
+        return val
 
-    step = 0
-    last_validated = -1
-    while step < schedule.steps:
-        if cancel is not None and cancel.is_set():
-            result.cancelled = True
-            break
-        fraction = schedule.progress(step, time.perf_counter() - t0)
-        if step > 0 and fraction >= 1.0:  # time budget spent
-            result.out_of_time = True
-            break
-        if cosine:
-            optimizer.learning_rate.assign(schedule.cosine_lr(fraction))
-        x, t = sample_batch()
-        loss = float(train_step(x, t))
-        step += 1
-        result.history.append({"step": step, "loss": loss})
-        if step % schedule.val_every == 0 or step == schedule.steps:
-            check_best(step)
-            last_validated = step
-            if since_best_stop >= schedule.early_stop_patience:
-                result.stopped_early = True
-        if on_progress is not None:
-            on_progress(step, schedule.steps, loss, last_val)
-        if result.stopped_early:
-            break
-    if last_validated != step:
-        check_best(step)
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    result.steps_done = step
+    t0 = time.perf_counter()
+    ran = engine.run(
+        step,
+        sample_batch,
+        steps=schedule.steps,
+        seconds=None if schedule.max_minutes is None else 60.0 * schedule.max_minutes,
+        learning_rate=(lambda n, fraction: schedule.cosine_lr(fraction)) if cosine else None,
+        val_every_steps=schedule.val_every,
+        validate=check_best,
+        on_validated=lambda n, val: plateau.should_stop,
+        on_step=lambda n, loss: result.history.append({"step": n, "loss": loss}),
+        on_progress=on_progress,
+        cancel=cancel,
+    )
+    if not ran.validated_last_step:
+        check_best(ran.steps)
+    best.restore()
+    result.best_val_loss, result.best_step = best.score, best.step
+    result.cancelled, result.stopped_early = ran.cancelled, ran.stopped
+    result.out_of_time = ran.out_of_time
+    result.steps_done = ran.steps
     result.seconds = time.perf_counter() - t0
-    result.final_learning_rate = float(optimizer.learning_rate.numpy())
+    result.final_learning_rate = step.learning_rate()
     return result

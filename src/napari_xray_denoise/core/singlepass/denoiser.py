@@ -38,16 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import noise as noise_mod
-from .. import vst
-from ..flatfield import FlatField
-from ..noise import calibrated_noise  # noqa: F401  (re-exported by core)
-from ._backend import keras, tf
-from .data import as_chw_counts
-from .model_file import read_model_file_of, save_model_file
-from .registry import DEFAULT_SELF_ENSEMBLE, SELF_ENSEMBLES
-from .singlepass import SIZE_MULTIPLE, build_singlepass_model, is_guided
-from .tiling import OperationCancelled, predict_tiled
+from ... import noise as noise_mod
+from ... import vst
+from ...flatfield import FlatField
+from ...noise import calibrated_noise  # noqa: F401  (re-exported by core)
+from .._backend import keras, tf
+from ..data import as_chw_counts
+from ..model_file import read_model_file_of, save_model_file
+from ..registry import DEFAULT_SELF_ENSEMBLE, SELF_ENSEMBLES
+from ..tiling import OperationCancelled, predict_tiled
+from .network import SIZE_MULTIPLE, build_singlepass_model, is_guided
 
 NoiseSpec = str | noise_mod.NoiseModel | Sequence[noise_mod.NoiseModel] | None
 
@@ -59,7 +59,7 @@ def photon_starved_share(counts, law: noise_mod.NoiseModel) -> float:
     """The share of pixels of one channel (counts, the noise law's domain) holding fewer
     than ``DARK_QUANTA`` quanta: ``(counts - offset) / a``, the offset the smallest that
     fits the law (``pgure.split_noise_law``)."""
-    from ..pgure import split_noise_law
+    from ...pgure import split_noise_law
 
     offset, _ = split_noise_law(law.a, law.b)
     quanta = (np.asarray(counts, np.float64) - offset) / law.a
@@ -413,7 +413,7 @@ class SinglePassDenoiser:
 
 def untrained_singlepass(widths=(8, 8, 8), *, guided: bool = False) -> SinglePassDenoiser:
     """A small untrained network (identity at start: the output layer starts at zero)."""
-    from .singlepass_train import LongRunConfig, singlepass_metadata
+    from .train import LongRunConfig, singlepass_metadata
 
     cfg = LongRunConfig(widths=tuple(widths), guided=guided)
     return SinglePassDenoiser(

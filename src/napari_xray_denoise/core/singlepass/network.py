@@ -27,8 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._keras import keras
-from .layers import NoiseNormalise, ScaledResidual
+from .._keras import keras
+from ..layers import NoiseNormalise, ScaledResidual
 
 #: multiple that input height and width must have
 SIZE_MULTIPLE = 8

@@ -11,7 +11,7 @@ the noises of ``y_hat`` and ``y_bar`` are independent, so ``E|f(y_hat) - y_bar|^
 error against the clean scan plus a constant: a single-pass network learns without a
 blind spot and without clean images. ``alpha`` is drawn per crop in [0.3, 1] so the
 network keeps working at every level near the scan's own. Half of each batch is
-simulated pairs (``core.simdata``, the scene mix the model was trained on) with their
+simulated pairs (``core.singlepass.simdata``, the scene mix the model was trained on) with their
 exact targets, so what the model knew is not forgotten. Both halves use the weights of
 the default training (``(out - target)^2 / s^2 * (0.05 + input^2)``).
 
@@ -69,15 +69,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import noise as noise_mod
-from .. import pgure, vst
-from ..flatfield import FlatField
-from ._backend import keras, tf
-from .data import as_chw_counts
+from ... import noise as noise_mod
+from ... import pgure, vst
+from ...flatfield import FlatField
+from .._backend import keras, tf
+from ..data import as_chw_counts
+from ..training import FitSchedule, fit
+from .denoiser import SinglePassDenoiser
+from .network import LOSS_WEIGHT_FLOOR
 from .simdata import PairSampler, SimSettings, phantom_transmissions
-from .singlepass import LOSS_WEIGHT_FLOOR
-from .singlepass_denoiser import SinglePassDenoiser
-from .training import FitSchedule, fit
 
 
 @dataclass
@@ -706,11 +706,11 @@ def train_finetune(
     shipped default model unless a file is named; ``resume_from`` overrides it), fine-tune
     on ``scans`` and return the better of the fine-tuned and the starting model (its
     ``metadata["finetune"]`` says which). ``checkpoint_path`` receives the result too."""
-    from .registry import load_model
+    from ..registry import load_model
 
     start = load_model(resume_from or config.init)
     if not isinstance(start, SinglePassDenoiser):
-        from .model_file import ModelFileError
+        from ..model_file import ModelFileError
 
         raise ModelFileError(
             f"fine-tuning starts from the default model or one fine-tuned from it; "

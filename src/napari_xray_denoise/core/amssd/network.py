@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._backend import REGISTER_PACKAGE, keras, tf
-from .denoiser import Denoiser
+from .._backend import REGISTER_PACKAGE, keras, tf
+from ..blindspot.denoiser import Denoiser
 
 layers = keras.layers
 

@@ -16,17 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import __version__
-from ._backend import keras
-from .blindspot import (
-    ALL_MODES,
-    CALIBRATED_MODES,
-    SUPERVISED,
-    UNCALIB_EPS_REL,
-    build_blindspot_model,
-    make_blindspot_loss,
-)
-from .data import (
+from ... import __version__
+from .._backend import keras
+from ..data import (
     CropSampler,
     Region,
     check_training_scans,
@@ -35,10 +27,18 @@ from .data import (
     saturation_levels,
     split_regions,
 )
+from ..registry import JOINT_OPTIONS
+from ..training import RunSummary, check_schedule_options, fit, make_optimizer, schedule_from_config
 from .denoiser import Denoiser
+from .network import (
+    ALL_MODES,
+    CALIBRATED_MODES,
+    SUPERVISED,
+    UNCALIB_EPS_REL,
+    build_blindspot_model,
+    make_blindspot_loss,
+)
 from .noisefit import affine_to_counts, estimate_affine_noise, fit_uncalib_noise
-from .registry import JOINT_OPTIONS
-from .training import RunSummary, check_schedule_options, fit, make_optimizer, schedule_from_config
 
 
 @dataclass
@@ -184,7 +184,7 @@ def _per_image_noise(
     variance at the image's mean level, ``poissongaussian`` both (``b`` clipped at 0). A
     channel whose fit fails gets the shared estimate ``fallback[c]``.
     """
-    from ..noise import fit_poisson_gaussian
+    from ...noise import fit_poisson_gaussian
 
     out = np.zeros((len(images), 2, n_ch), np.float32)
     for i, (img, ok) in enumerate(zip(images, valid, strict=True)):

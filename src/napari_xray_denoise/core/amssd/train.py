@@ -19,17 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import __version__
-from ..targets import DEFAULT_SCALES, aggregated_set
-from ._backend import keras
-from .amssd import (
-    LOSS_WEIGHTS,
-    AmssdDenoiser,
-    amssd_loss,
-    build_amssd_model,
-    make_amssd_optimizer,
-)
-from .data import (
+from ... import __version__
+from ...targets import DEFAULT_SCALES, aggregated_set
+from .._backend import keras
+from ..blindspot.denoiser import Denoiser
+from ..data import (
     Region,
     as_chw_counts,
     check_training_scans,
@@ -41,9 +35,15 @@ from .data import (
     split_regions,
     usable_regions,
 )
-from .denoiser import Denoiser
-from .model_file import read_metadata
-from .training import RunSummary, check_schedule_options, fit, schedule_from_config
+from ..model_file import read_metadata
+from ..training import RunSummary, check_schedule_options, fit, schedule_from_config
+from .network import (
+    LOSS_WEIGHTS,
+    AmssdDenoiser,
+    amssd_loss,
+    build_amssd_model,
+    make_amssd_optimizer,
+)
 
 #: the four groups of the aggregated set: 0 = noisy -> noisy, k >= 1 = noisy -> blurred k
 ALL_GROUPS = (0, 1, 2, 3)

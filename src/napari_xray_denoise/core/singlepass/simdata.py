@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import synth, vst
-from ..phantom import make_bag
+from ... import synth, vst
+from ...phantom import make_bag
 
 TRAIN_SEED_BASE = 2000
 VAL_SEED_BASE = 5000

@@ -30,9 +30,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from ._backend import keras
-from .layers import ChannelScale, NoiseVariance, RingMean, Rot90, SelectChannels, ShiftDown
-from .registry import BLINDSPOT_MODES
+from .._backend import keras
+from ..layers import ChannelScale, NoiseVariance, RingMean, Rot90, SelectChannels, ShiftDown
+from ..registry import BLINDSPOT_MODES
 
 ops = keras.ops
 
@@ -113,7 +113,7 @@ def noise_layer_kwargs(mode: str, noise_init: Sequence[dict], gain: float = 10.0
     """Arguments of :class:`NoiseVariance` from per-channel noise estimates.
 
     ``noise_init[c]`` has ``a``, ``b``, ``mean_ref``, ``var_ref`` (x01 units, see
-    :class:`napari_xray_denoise.core.noisefit.AffineNoise`).
+    :class:`napari_xray_denoise.core.blindspot.noisefit.AffineNoise`).
     """
     var_unit = [max(float(n["var_ref"]), 1e-30) for n in noise_init]
     mean_ref = [max(float(n["mean_ref"]), 1e-6) for n in noise_init]

@@ -1,18 +1,21 @@
 """Training the single-pass network on simulated pairs: a resumable long run.
 
 The default model is trained supervised on pairs with exact ground truth
-(``core.simdata``: phantom bags and procedural scenes, every scanner trait), because the
+(``core.singlepass.simdata``: phantom bags and procedural scenes, every scanner trait), because the
 simulator makes clean scans without limit and a supervised loss is the most
 compute-efficient signal (measured against blind-spot training in ``docs/benchmarks.md``).
 What it cannot see in simulation, it learns from the user's own scans by self-supervised
-fine-tuning (``core.finetune``).
+fine-tuning (``core.singlepass.finetune``).
 
 The run is open-ended and resumable: ``run_dir`` holds a TensorFlow checkpoint (weights,
 Adam state, an exponential moving average of the weights, the step, the hours trained),
 ``log.jsonl`` (one line per validation: step, hours, loss, validation gain in dB) and
 ``model.keras`` (the averaged weights, or the current ones while the average still lags
 behind them on the validation set: the model to ship). Calling :func:`train_long_run`
-again continues from the checkpoint.
+again continues from the checkpoint. The loop is ``core.engine.run``: the producer
+thread's queue gives the batches, the averaged weights are updated inside the traced step
+(``TFStep(after_apply=...)``), validation with the checkpoint every
+``val_every_minutes``, SIGTERM/SIGINT as the cancel event.
 
 Loss: squared error in the network domain divided by the noise variance (every dose
 weighs the same) and weighted by ``0.05 + target^2`` (the squared error in counts grows
@@ -25,7 +28,6 @@ most; measured: phantom bags stayed 3-4 dB under BM3D after 4600 steps of the pl
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -35,22 +37,24 @@ from queue import Queue
 
 import numpy as np
 
-from ._backend import keras, tf
-from .model_file import save_model_file
-from .simdata import (
-    TRAIN_SEED_BASE,
-    PairSampler,
-    SimSettings,
-    phantom_transmissions,
-    validation_set,
-)
-from .singlepass import (
+from .. import engine
+from .._backend import keras, tf
+from ..model_file import save_model_file
+from ..training import TFStep
+from .network import (
     DEFAULT_WIDTHS,
     build_singlepass_model,
     gain_db,
     guided_from,
     is_guided,
     weighted_loss,
+)
+from .simdata import (
+    TRAIN_SEED_BASE,
+    PairSampler,
+    SimSettings,
+    phantom_transmissions,
+    validation_set,
 )
 
 
@@ -67,7 +71,7 @@ class LongRunConfig:
     refresh_every: int = 40
     val_every_minutes: float = 5.0
     seed: int = 0
-    #: the guided network (the partner energy as a second input, ``core.singlepass``)
+    #: the guided network (the partner energy as a second input, ``core.singlepass.network``)
     guided: bool = False
     #: a model file to start from when the run has no checkpoint yet ("" = from scratch);
     #: a single-energy model starting a guided run becomes ``singlepass.guided_from`` it
@@ -85,7 +89,7 @@ class LongRunConfig:
 def singlepass_metadata(
     config: LongRunConfig, steps: int, hours: float, extra: dict | None = None
 ) -> dict:
-    from .. import __version__
+    from ... import __version__
 
     return {
         "method": "singlepass",
@@ -111,7 +115,7 @@ def singlepass_metadata(
 def _start_weights(config: LongRunConfig) -> list:
     """The weights of ``config.init`` for this run's network (a single-energy model
     starting a guided run: :func:`singlepass.guided_from` it)."""
-    from .model_file import read_model_file_of
+    from ..model_file import read_model_file_of
 
     start, _ = read_model_file_of(config.init, "singlepass")
     if config.guided and not is_guided(start):
@@ -211,16 +215,11 @@ def train_long_run(
         detector_fraction=config.detector_fraction,
     )
 
-    @tf.function(reduce_retracing=True)
-    def train_step(x, t, lr):
-        optimizer.learning_rate.assign(lr)
-        with tf.GradientTape() as tape:
-            loss = weighted_loss(x, t, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
+    def update_ema() -> None:
         for e, v in zip(ema, model.trainable_variables, strict=True):
             e.assign(config.ema_decay * e + (1.0 - config.ema_decay) * v)
-        return loss
+
+    train_step = TFStep(model, optimizer, weighted_loss, after_apply=update_ema)
 
     ema_model = build_singlepass_model(config.widths, guided=config.guided)
     predict = tf.function(lambda x: ema_model(x, training=False), reduce_retracing=True)
@@ -250,43 +249,55 @@ def train_long_run(
     worker.start()
     t_start = time.perf_counter()
     base_seconds = float(seconds_var.numpy())
-    last_val = t_start
     losses: list[float] = []
-    best = -math.inf
+    last_lr = [config.learning_rate]
+
+    def learning_rate(step: int, fraction: float) -> float:
+        last_lr[0] = max(
+            config.min_lr, config.learning_rate * 0.5 ** (step / config.lr_half_life_steps)
+        )
+        return last_lr[0]
+
+    def on_step(step: int, loss: float) -> None:
+        losses.append(loss)
+        step_var.assign_add(1)
+
+    def checkpoint(step: int) -> float:
+        seconds_var.assign(base_seconds + time.perf_counter() - t_start)
+        gain = validate()
+        record = {
+            "step": int(step_var.numpy()),
+            "hours": round(float(seconds_var.numpy()) / 3600, 4),
+            "loss": float(np.mean(losses)),
+            "val_gain_db": round(gain, 3),
+            "lr": last_lr[0],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        losses.clear()
+        with open(run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        log(json.dumps(record))
+        manager.save()
+        meta = singlepass_metadata(config, record["step"], record["hours"], {"val_gain_db": gain})
+        save_model_file(ema_model, meta, run_dir / "model.keras")
+        if export is not None:
+            save_model_file(ema_model, meta, export)
+        return gain
+
     stop_requested, previous_handlers = _install_stop_handlers()
     try:
-        while time.perf_counter() - t_start < hours * 3600 and not stop_requested.is_set():
-            x, t = queue.get()
-            step = int(step_var.numpy())
-            lr = max(
-                config.min_lr, config.learning_rate * 0.5 ** (step / config.lr_half_life_steps)
-            )
-            losses.append(float(train_step(x, t, tf.constant(lr, tf.float32))))
-            step_var.assign_add(1)
-            if time.perf_counter() - last_val >= 60 * config.val_every_minutes:
-                last_val = time.perf_counter()
-                seconds_var.assign(base_seconds + last_val - t_start)
-                gain = validate()
-                record = {
-                    "step": int(step_var.numpy()),
-                    "hours": round(float(seconds_var.numpy()) / 3600, 4),
-                    "loss": float(np.mean(losses)),
-                    "val_gain_db": round(gain, 3),
-                    "lr": lr,
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                }
-                losses.clear()
-                with open(run_dir / "log.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                log(json.dumps(record))
-                manager.save()
-                best = max(best, gain)
-                meta = singlepass_metadata(
-                    config, record["step"], record["hours"], {"val_gain_db": gain}
-                )
-                save_model_file(ema_model, meta, run_dir / "model.keras")
-                if export is not None:
-                    save_model_file(ema_model, meta, export)
+        engine.run(
+            train_step,
+            queue.get,
+            seconds=hours * 3600,
+            at_least_one_step=False,
+            learning_rate=learning_rate,
+            val_every_seconds=60 * config.val_every_minutes,
+            validate=checkpoint,
+            on_step=on_step,
+            cancel=stop_requested,
+            first_step=int(step_var.numpy()),
+        )
     finally:
         import signal
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ._backend import keras, tf
-from .data import as_chw_counts, saturated_mask, saturation_levels
-from .model_file import read_model_file_of, save_model_file
+from .._backend import keras, tf
+from ..data import as_chw_counts, saturated_mask, saturation_levels
+from ..model_file import read_model_file_of, save_model_file
+from ..tiling import predict_tiled
 from .noisefit import affine_to_counts, fit_uncalib_noise, posterior_mean
-from .tiling import predict_tiled
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 
@@ -94,7 +94,7 @@ class Denoiser:
     def _bfloat16_twin(self) -> keras.Model:
         """The same network built with a mixed bfloat16 backbone, sharing the weights' values."""
         if self._twin is None:
-            from .blindspot import build_blindspot_model
+            from .network import build_blindspot_model
 
             arch, noise = self.metadata["architecture"], self.metadata["noise"]
             twin = build_blindspot_model(
@@ -289,7 +289,7 @@ class Denoiser:
         the training data. The read variance b is clipped at 0 (air-normalised data has
         no offset); a channel whose fit fails keeps the learnt variance.
         """
-        from ..noise import fit_poisson_gaussian
+        from ...noise import fit_poisson_gaussian
 
         out = np.array(learnt_var, copy=True)
         for k in range(y.shape[-1]):
