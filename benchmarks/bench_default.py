@@ -250,8 +250,11 @@ def stage_models(
         tuned = None
         if finetune_minutes > 0:
             t0 = time.perf_counter()
+            # the network these scans are denoised with (the dark companion for a set of
+            # photon-starved scans), as ``train --init default`` starts
+            start = default.for_scans([s[1] for s in scans])
             ft = finetune_singlepass(
-                default, [s[1] for s in scans], FinetuneConfig(minutes=finetune_minutes)
+                start, [s[1] for s in scans], FinetuneConfig(minutes=finetune_minutes)
             )
             tuned = ft.denoiser
             results["runs"][f"finetune_{label}_{set_name}"] = {
@@ -259,6 +262,8 @@ def stage_models(
                 "steps": ft.steps,
                 "seconds": round(time.perf_counter() - t0, 1),
                 "kept_start": ft.kept_start,
+                "start": "dark companion" if start is not default else "default",
+                "blends_count_check": {str(k): v for k, v in ft.blends_count_check.items()},
                 "val_loss_start": ft.val_loss_start,
                 "val_loss_best": ft.val_loss_best,
                 "blend": None if ft.kept_start else tuned.metadata["finetune"].get("blend"),

@@ -9,7 +9,7 @@ upper-bound loss) and the exact PG-URE on lattices of held-back pixels, and coun
 would keep although some channel truly got worse. Writes OUT (JSON). For choosing the
 acceptance rule from evidence, not for ``make bench``:
 
-    python benchmarks/finetune_check_counts.py 6 docs/finetune_check_counts.json [MODEL]
+    python benchmarks/finetune_check_counts.py 6 docs/dark_finetune_check.json [MODEL]
 """
 
 import json

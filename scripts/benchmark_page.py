@@ -87,13 +87,14 @@ MIN_GAIN_DB = 0.1  # finetune's min_gain_db when these runs were made (docs)
 # where, when and how each table was made: the speed run records its machine and date in
 # the JSON; the rows do not (runs["machine"] is the last stage's machine, whichever it was)
 MACHINE_MORE = "no GPU, 24 GiB, TensorFlow 2.21 / Keras 3.15 CPU"
-QUALITY_MACHINE = "AMD EPYC, 2 cores, Python 3.11.7"
+QUALITY_MACHINE = "AMD EPYC (2026-11-30) and Intel Xeon (2026-12-03), 2 cores, Python 3.11.7"
 MEASURED = {
     "quality": (
-        "2026-11-30 18:45-19:2x, nothing else running (BM3D + GAT rows 00:59-01:50, "
-        "blind-spot rows earlier that day)",
-        "python benchmarks/bench_default.py --stage models --sets photos phantom samples "
-        "--finetune-minutes 10 --no-blindspot",
+        "(a)-(c) 2026-11-30 18:45-19:2x, nothing else running, re-run 2026-12-03 with the "
+        "dark companion (identical figures: no scan of theirs is photon-starved); (d), (e) "
+        "2026-12-03 09:58-10:12, the machine busy (quality does not depend on it)",
+        "python benchmarks/bench_default.py --stage models --sets phantom photos samples "
+        "electronics detectors --finetune-minutes 10 --no-blindspot",
     ),
     "speed": (
         "19:18-19:23, nothing else running",
