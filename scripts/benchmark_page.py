@@ -97,7 +97,7 @@ MEASURED = {
         "electronics detectors --finetune-minutes 10 --no-blindspot",
     ),
     "speed": (
-        "19:18-19:23, nothing else running",
+        "10:12-10:15, nothing else running (the default model with its dark companion loaded)",
         "python benchmarks/bench_default.py --stage speed memory",
     ),
 }
