@@ -474,6 +474,162 @@ def _count_verdict(changes, config: FinetuneConfig) -> tuple[bool, float, list]:
     return safe, median, records
 
 
+def _pack(x, t):
+    """Targets for ``fit``'s ``loss_fn(targets, outputs)``: the target and its mask, then
+    the noise level and the input the weights need."""
+    return x, np.concatenate([t, x[..., 1:2], x[..., :1]], axis=-1)
+
+
+def _crop_losses(packed, out, weight_floor=LOSS_WEIGHT_FLOOR):
+    """Each crop's loss: the mean over the pixels its mask scores."""
+    t, mask = packed[..., :1], packed[..., 1:2]
+    sigma, inp = packed[..., 2:3], packed[..., 3:4]
+    err = tf.square((out - t) / sigma) * (weight_floor + tf.square(inp)) * mask
+    scored = tf.maximum(tf.reduce_sum(mask, axis=[1, 2, 3]), 1.0)
+    return tf.reduce_sum(err, axis=[1, 2, 3]) / scored
+
+
+def _loss(packed, out):
+    """The training loss: crops are all one size, so the mean of the crops' means."""
+    return tf.reduce_mean(_crop_losses(packed, out))
+
+
+@dataclass
+class _Checks:
+    """What the blends are scored on after training, and the start's scores: the
+    held-back R2R loss per validation crop, SURE per channel (held-back pixels, whole
+    crops) and, with ``count_check``, the count-domain terms."""
+
+    val_crop_losses: Callable[[float], np.ndarray]  # with the model's weights now
+    val_channel: np.ndarray  # the channel of each validation crop
+    n_channels: int
+    sure: _SureSet
+    counts: _CountCheck | None
+    start_crops: np.ndarray
+    start_held: np.ndarray
+    start_all: np.ndarray
+    start_count_terms: list | None
+
+
+def _score_blends(model, set_blend, checks: _Checks, config, result) -> list:
+    """Every blend on the held-back R2R loss and SURE (recorded in ``result``); those
+    under which no channel's SURE error rose, largest median SURE gain first, as
+    ``(median SURE gain dB, t, R2R crop losses, channel losses)``."""
+    qualifying = []
+    for t in BLENDS:
+        set_blend(t)
+        crops = checks.val_crop_losses(config.val_weight_floor)
+        result.blends_tried[t] = float(crops.mean())
+        result.blends_channel_gain_z[t] = [
+            gain_z(checks.start_crops[checks.val_channel == c], crops[checks.val_channel == c])
+            for c in range(checks.n_channels)
+        ]
+        held, whole = checks.sure.errors(model)
+        db = {"held": _db(checks.start_held, held), "all": _db(checks.start_all, whole)}
+        result.blends_sure_db[t] = {k: v.tolist() for k, v in db.items()}
+        median_db = float(np.nanmedian(db["all"])) if np.isfinite(db["all"]).any() else -math.inf
+        if np.all(held <= checks.start_held) and np.all(whole <= checks.start_all):
+            losses = {
+                "start_held": checks.start_held.tolist(),
+                "tuned_held": held.tolist(),
+                "start_all": checks.start_all.tolist(),
+                "tuned_all": whole.tolist(),
+            }
+            qualifying.append((median_db, t, crops, losses))
+    return sorted(qualifying, key=lambda q: -q[0])
+
+
+def _count_checked(model, set_blend, qualifying: list, checks: _Checks, config, result) -> list:
+    """The first of ``qualifying`` (at most ``count_check_tries``) that passes the
+    count-domain check, as a one-item list (empty: none passed); all of them without
+    the check. Each verdict is recorded in ``result.blends_count_check``."""
+    if checks.counts is None:
+        return qualifying
+    for item in qualifying[: max(config.count_check_tries, 0)]:
+        t = item[1]
+        set_blend(t)
+        changes = checks.counts.changes(checks.start_count_terms, checks.counts.terms(model))
+        ok, count_db, records = _count_verdict(changes, config)
+        result.blends_count_check[t] = {
+            "passed": ok,
+            "median_gain_db": count_db,
+            "channels": records,
+        }
+        if ok:
+            return [item]
+    return []
+
+
+def _tuned_metadata(start: SinglePassDenoiser, n_scans: int, result, blend, config) -> dict:
+    meta = dict(start.metadata)
+    meta["finetune"] = {
+        "scans": n_scans,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "val_loss_start": result.val_loss_start,
+        "val_loss_best": result.val_loss_best,
+        "blend": blend,
+        "gain_z": round(result.gain_z, 2),
+        "gain_db_estimated": round(result.gain_db, 3),
+        "loss": "recorrupted-to-recorrupted (+ simulated pairs)",
+        "check": "per-channel Monte-Carlo SURE: held-back pixels and whole crops"
+        + ("; count-domain PG-URE on held-back pixels" if config.count_check else ""),
+    }
+    if blend in result.blends_count_check:
+        meta["finetune"]["count_gain_db_estimated"] = round(
+            result.blends_count_check[blend]["median_gain_db"], 3
+        )
+    return meta
+
+
+def _training_data(channels: list[_Channel], start: SinglePassDenoiser, config, rng):
+    """``(batch, val_batches, val_channel)``: a function returning one packed training
+    batch (R2R pairs of the scans' crops, their loss masks, and the simulated half), the
+    fixed validation batches (R2R pairs with fixed noise on crops around the held-back
+    blocks, batches of 8) and the channel of each validation crop."""
+    guided = start.guided
+
+    def r2r(i, rng, val=None):
+        """(input, target + mask): the R2R pair of a crop, its loss mask after the target."""
+        u, mask, guide = _crop(channels, i, rng, config.crop_size, val, guided)
+        alpha = config.val_alpha if val is not None else config.alpha
+        x, t = _r2r_pair(u, channels[i].sigma, rng, alpha, guide)
+        return x, np.concatenate([t, mask[..., None]], axis=-1)
+
+    vrng = np.random.default_rng(config.seed + 1)
+    n_val = max(config.val_crops, config.val_crops_per_channel * len(channels))
+    val_channel = np.arange(n_val) % len(channels)
+    val = [r2r(int(c), vrng, j // len(channels)) for j, c in enumerate(val_channel)]
+    val_x = np.stack([v[0] for v in val])
+    val_t = np.stack([v[1] for v in val])
+    val_batches = [_pack(val_x[i : i + 8], val_t[i : i + 8]) for i in range(0, len(val_x), 8)]
+
+    n_sim = int(round(config.batch_size * config.simulated_fraction))
+    sampler = (
+        PairSampler(
+            phantom_transmissions([int(rng.integers(10_000, 20_000))], rng),
+            rng,
+            crop=config.crop_size,
+            settings=SimSettings(photo_fraction=_photo_fraction(start, config)),
+            guided=guided,
+        )
+        if n_sim
+        else None
+    )
+
+    def batch():
+        own = [r2r(int(rng.integers(len(channels))), rng) for _ in range(config.batch_size - n_sim)]
+        xs = [p[0] for p in own]
+        ts = [p[1] for p in own]
+        if n_sim:  # simulated pairs: exact targets, every pixel scored
+            sx, st = sampler.batch(n_sim)
+            xs.extend(sx)
+            ts.extend(np.concatenate([t, np.ones_like(t)], axis=-1) for t in st)
+        return _pack(np.stack(xs).astype(np.float32), np.stack(ts).astype(np.float32))
+
+    return batch, val_batches, val_channel
+
+
 def finetune_singlepass(
     start: SinglePassDenoiser,
     scans: Sequence[np.ndarray],
@@ -497,70 +653,19 @@ def finetune_singlepass(
     model.set_weights(start.model.get_weights())
     guided = start.guided
 
-    def r2r(i, rng, val=None):
-        """(input, target + mask): the R2R pair of a crop, its loss mask after the target."""
-        u, mask, guide = _crop(channels, i, rng, config.crop_size, val, guided)
-        alpha = config.val_alpha if val is not None else config.alpha
-        x, t = _r2r_pair(u, channels[i].sigma, rng, alpha, guide)
-        return x, np.concatenate([t, mask[..., None]], axis=-1)
-
-    # fixed validation: R2R pairs with fixed noise on crops around the held-back blocks
-    vrng = np.random.default_rng(config.seed + 1)
-    n_val = max(config.val_crops, config.val_crops_per_channel * len(channels))
-    val_channel = np.arange(n_val) % len(channels)
-    val = [r2r(int(c), vrng, j // len(channels)) for j, c in enumerate(val_channel)]
-    val_x = np.stack([v[0] for v in val])
-    val_t = np.stack([v[1] for v in val])
-
-    n_sim = int(round(config.batch_size * config.simulated_fraction))
-    sampler = (
-        PairSampler(
-            phantom_transmissions([int(rng.integers(10_000, 20_000))], rng),
-            rng,
-            crop=config.crop_size,
-            settings=SimSettings(photo_fraction=_photo_fraction(start, config)),
-            guided=guided,
-        )
-        if n_sim
-        else None
-    )
-
-    def batch():
-        own = [r2r(int(rng.integers(len(channels))), rng) for _ in range(config.batch_size - n_sim)]
-        xs = [p[0] for p in own]
-        ts = [p[1] for p in own]
-        if n_sim:  # simulated pairs: exact targets, every pixel scored
-            sx, st = sampler.batch(n_sim)
-            xs.extend(sx)
-            ts.extend(np.concatenate([t, np.ones_like(t)], axis=-1) for t in st)
-        return np.stack(xs).astype(np.float32), np.stack(ts).astype(np.float32)
-
-    def pack(x, t):
-        """Targets for ``fit``'s ``loss_fn(targets, outputs)``: the target and its mask,
-        then the noise level and the input the weights need."""
-        return x, np.concatenate([t, x[..., 1:2], x[..., :1]], axis=-1)
-
-    def crop_losses(packed, out, weight_floor=LOSS_WEIGHT_FLOOR):
-        """Each crop's loss: the mean over the pixels its mask scores."""
-        t, mask = packed[..., :1], packed[..., 1:2]
-        sigma, inp = packed[..., 2:3], packed[..., 3:4]
-        err = tf.square((out - t) / sigma) * (weight_floor + tf.square(inp)) * mask
-        scored = tf.maximum(tf.reduce_sum(mask, axis=[1, 2, 3]), 1.0)
-        return tf.reduce_sum(err, axis=[1, 2, 3]) / scored
-
-    def loss_fn(packed, out):  # crops are all one size: the mean of the crops' means
-        return tf.reduce_mean(crop_losses(packed, out))
-
-    val_starts = range(0, len(val_x), 8)
-    val_batches = [pack(val_x[i : i + 8], val_t[i : i + 8]) for i in val_starts]
+    batch, val_batches, val_channel = _training_data(channels, start, config, rng)
+    val_starts = range(0, 8 * len(val_batches), 8)
 
     def val_crop_losses(weight_floor: float) -> np.ndarray:
         """The held-back loss of every validation crop with the model's current weights."""
         return np.concatenate(
-            [crop_losses(t, model(x, training=False), weight_floor).numpy() for x, t in val_batches]
+            [
+                _crop_losses(t, model(x, training=False), weight_floor).numpy()
+                for x, t in val_batches
+            ]
         )
 
-    # the starting model, once, on both checks; their time tells what the blends' checks
+    # the starting model, once, on every check; their time tells what the blends' checks
     # after training will take, which comes out of training's share of ``minutes``
     t0 = time.perf_counter()
     start_crops = val_crop_losses(config.val_weight_floor)
@@ -573,7 +678,17 @@ def finetune_singlepass(
         counts_check = _CountCheck(channels, config, guided, np.random.default_rng(config.seed + 3))
         start_count_terms = counts_check.terms(model)
         check_seconds += config.count_check_tries * (time.perf_counter() - t0)
-    start_loss = float(start_crops.mean())
+    checks = _Checks(
+        val_crop_losses,
+        val_channel,
+        len(channels),
+        sure,
+        counts_check,
+        start_crops,
+        start_held,
+        start_all,
+        start_count_terms,
+    )
     # ``fit`` scores its validation with the training's weights, the mean of the batches' means
     start_fit_crops = val_crop_losses(LOSS_WEIGHT_FLOOR)
     start_fit_loss = float(np.mean([start_fit_crops[i : i + 8].mean() for i in val_starts]))
@@ -592,8 +707,8 @@ def finetune_singlepass(
     )
     fitted = fit(
         model,
-        loss_fn,
-        lambda: pack(*batch()),
+        _loss,
+        batch,
         val_batches,
         schedule,
         on_progress=on_progress,
@@ -601,8 +716,7 @@ def finetune_singlepass(
     )
     result = FinetuneResult(start)
     result.steps, result.seconds = fitted.steps_done, fitted.seconds
-    result.val_loss_start = start_loss
-    result.val_loss_best = start_loss
+    result.val_loss_start = result.val_loss_best = float(start_crops.mean())
     result.history = [h for h in fitted.history if "val_loss" in h]
     if not fitted.best_val_loss < start_fit_loss:
         result.kept_start = True
@@ -615,80 +729,26 @@ def finetune_singlepass(
     def set_blend(t: float) -> None:
         model.set_weights([b + t * (w - b) for b, w in zip(begin, tuned, strict=True)])
 
-    qualifying = []  # (median SURE gain, t, R2R crops, channel losses) of blends that pass
-    for t in BLENDS:
-        set_blend(t)
-        crops = val_crop_losses(config.val_weight_floor)
-        result.blends_tried[t] = float(crops.mean())
-        result.blends_channel_gain_z[t] = [
-            gain_z(start_crops[val_channel == c], crops[val_channel == c])
-            for c in range(len(channels))
-        ]
-        held, whole = sure.errors(model)
-        db = {"held": _db(start_held, held), "all": _db(start_all, whole)}
-        result.blends_sure_db[t] = {k: v.tolist() for k, v in db.items()}
-        median_db = float(np.nanmedian(db["all"])) if np.isfinite(db["all"]).any() else -math.inf
-        if np.all(held <= start_held) and np.all(whole <= start_all):
-            losses = {
-                "start_held": start_held.tolist(),
-                "tuned_held": held.tolist(),
-                "start_all": start_all.tolist(),
-                "tuned_all": whole.tolist(),
-            }
-            qualifying.append((median_db, t, crops, losses))
-    qualifying.sort(key=lambda q: -q[0])
-    if counts_check is not None:  # the count-domain check: exact at low counts
-        passed = []
-        for median_db, t, crops, losses in qualifying[: max(config.count_check_tries, 0)]:
-            set_blend(t)
-            ok, count_db, records = _count_verdict(
-                counts_check.changes(start_count_terms, counts_check.terms(model)), config
-            )
-            result.blends_count_check[t] = {
-                "passed": ok,
-                "median_gain_db": count_db,
-                "channels": records,
-            }
-            if ok:
-                passed.append((median_db, t, crops, losses))
-                break
-        qualifying = passed
-    blend, best, best_db = None, None, -math.inf  # the best qualifying ``t``, its R2R crops
-    if qualifying:
-        best_db, blend, best, result.channel_losses = qualifying[0]
-    if best is not None:
-        result.gain_z = gain_z(start_crops, best)
-        # the gain asked for (``min_gain_db``) is the count-domain estimate where it was made
-        checked = result.blends_count_check.get(blend)
-        result.gain_db = checked["median_gain_db"] if checked else best_db
-        result.channel_gain_z = result.blends_channel_gain_z[blend]
+    qualifying = _score_blends(model, set_blend, checks, config, result)
+    qualifying = _count_checked(model, set_blend, qualifying, checks, config, result)
+    if not qualifying:
+        result.kept_start = True
+        return result
+    best_db, blend, best, result.channel_losses = qualifying[0]
+    result.gain_z = gain_z(start_crops, best)
+    # the gain asked for (``min_gain_db``) is the count-domain estimate where it was made
+    checked = result.blends_count_check.get(blend)
+    result.gain_db = checked["median_gain_db"] if checked else best_db
+    result.channel_gain_z = result.blends_channel_gain_z[blend]
     if (
-        best is None
-        or not result.gain_z > max(config.significance, 0.0)
+        not result.gain_z > max(config.significance, 0.0)
         or not result.gain_db >= config.min_gain_db
     ):
         result.kept_start = True
         return result
     set_blend(blend)
     result.val_loss_best = float(best.mean())
-    meta = dict(start.metadata)
-    meta["finetune"] = {
-        "scans": len(scans),
-        "steps": result.steps,
-        "seconds": round(result.seconds, 1),
-        "val_loss_start": start_loss,
-        "val_loss_best": result.val_loss_best,
-        "blend": blend,
-        "gain_z": round(result.gain_z, 2),
-        "gain_db_estimated": round(result.gain_db, 3),
-        "loss": "recorrupted-to-recorrupted (+ simulated pairs)",
-        "check": "per-channel Monte-Carlo SURE: held-back pixels and whole crops"
-        + ("; count-domain PG-URE on held-back pixels" if config.count_check else ""),
-    }
-    if blend in result.blends_count_check:
-        meta["finetune"]["count_gain_db_estimated"] = round(
-            result.blends_count_check[blend]["median_gain_db"], 3
-        )
+    meta = _tuned_metadata(start, len(scans), result, blend, config)
     result.denoiser = SinglePassDenoiser(model, meta)
     return result
 
