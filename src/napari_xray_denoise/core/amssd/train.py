@@ -175,6 +175,112 @@ def _pairs_x01(
     return x01, targets
 
 
+def _resume_or_new(
+    resume_from: str | os.PathLike | None, config: AmssdConfig, counts, n_data_ch: int
+) -> tuple[AmssdDenoiser | None, int, float]:
+    """The model to resume (or None), the model's channel count and the scale."""
+    if resume_from is None:
+        model_ch = 1 if config.separate_channels else n_data_ch
+        scale = float(config.scale) if config.scale is not None else choose_scale(counts)
+        return None, model_ch, scale
+    if read_metadata(resume_from).get("method") != AmssdDenoiser.METHOD:
+        raise ValueError(
+            "resume_from must be an AMSSD model file; this one holds another kind of model."
+        )
+    resumed = AmssdDenoiser.from_file(resume_from)
+    model_ch, scale = int(resumed.metadata["channels"]), float(resumed.metadata["scale"])
+    if model_ch not in (1, n_data_ch):
+        raise ValueError(
+            f"The model to resume has {model_ch} channel(s); the scans have {n_data_ch}."
+        )
+    return resumed, model_ch, scale
+
+
+def _training_pairs(
+    counts, model_ch: int, n_data_ch: int, scale: float, config: AmssdConfig
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The x01 input images and their target stacks (one image per channel if separate)."""
+    inputs, targets = [], []
+    for c in counts:
+        x01, t01 = _pairs_x01(c, scale, config.scales, config.saturation)
+        if model_ch == 1 and n_data_ch > 1:  # every channel is its own image
+            inputs.extend(x01[k : k + 1] for k in range(n_data_ch))
+            targets.extend(t01[:, k : k + 1] for k in range(n_data_ch))
+        else:
+            inputs.append(x01)
+            targets.append(t01)
+    return inputs, targets
+
+
+def _model_with_optimizer(resumed: AmssdDenoiser | None, model_ch: int, config: AmssdConfig):
+    """The resumed model or a new one, compiled with the AMSSD optimizer if it has none."""
+    if resumed is not None:
+        model = resumed.model
+    else:
+        model = build_amssd_model(
+            model_ch, config.width, residual=config.residual, mixed_bfloat16=config.mixed_bfloat16
+        )
+    if getattr(model, "optimizer", None) is None:
+        model.compile(optimizer=make_amssd_optimizer(config.learning_rate))
+    return model
+
+
+def _data_source(inputs, targets, crop: int, rng, config: AmssdConfig):
+    """The training sampler, the fixed validation batches and how validation was split."""
+    train_regions, val_regions, val_how = split_regions(
+        [im.shape[1:] for im in inputs], crop, rng, val_fraction=config.val_fraction
+    )
+    sampler = PairedCropSampler(inputs, targets, train_regions, crop, config.groups, augment=True)
+    val_sampler = PairedCropSampler(
+        inputs, targets, val_regions, crop, config.groups, augment=False
+    )
+    val_rng = np.random.default_rng(config.seed + 1)
+    n_val_batches = max(1, math.ceil(config.val_crops / config.batch_size))
+    val_batches = [val_sampler.sample(val_rng, config.batch_size) for _ in range(n_val_batches)]
+    return sampler, val_batches, val_how
+
+
+def _metadata(
+    model, resumed: AmssdDenoiser | None, model_ch: int, scale: float, config: AmssdConfig
+) -> dict:
+    """The metadata of an AMSSD model file, before the training summary is added."""
+    arch = (
+        resumed.metadata["architecture"]
+        if resumed is not None
+        else {
+            "width": int(config.width),
+            "residual": bool(config.residual),
+            "mixed_bfloat16": bool(config.mixed_bfloat16),
+        }
+    )
+    return {
+        "method": "amssd",
+        "mode": "direct",
+        "channels": model_ch,
+        "levels": 0,
+        "architecture": {**arch, "parameters": int(model.count_params())},
+        "scale": scale,
+        "normalisation": "x01 = counts / scale (float32); outputs are counts (float32)",
+        "saturation": config.saturation,
+        "tile": int(config.tile),
+        "overlap": int(config.overlap),
+        "package_version": __version__,
+        "keras_version": keras.__version__,
+        "targets": {
+            "scales": [[int(f), float(a)] for f, a in config.scales],
+            "groups": [int(g) for g in config.groups],
+            "alignment": "centre",
+        },
+        "loss": {
+            "mae": LOSS_WEIGHTS[0],
+            "one_minus_ssim": LOSS_WEIGHTS[1],
+            "psnr_term": LOSS_WEIGHTS[2],
+        },
+        "optimizer": "Adam with gradient centralisation",
+        "training": {},
+    }
+
+
 def train_amssd(
     scans: Sequence[np.ndarray] | np.ndarray,
     config: AmssdConfig | None = None,
@@ -204,92 +310,17 @@ def train_amssd(
     crop = int(config.crop_size)
     counts = check_training_scans(scans, crop, convert=as_chw_counts)
     n_scans, n_data_ch = len(counts), counts[0].shape[0]
-
-    resumed = None
-    if resume_from is not None:
-        if read_metadata(resume_from).get("method") != AmssdDenoiser.METHOD:
-            raise ValueError(
-                "resume_from must be an AMSSD model file; this one holds another kind of model."
-            )
-        resumed = AmssdDenoiser.from_file(resume_from)
-        model_ch, scale = int(resumed.metadata["channels"]), float(resumed.metadata["scale"])
-        if model_ch not in (1, n_data_ch):
-            raise ValueError(
-                f"The model to resume has {model_ch} channel(s); the scans have {n_data_ch}."
-            )
-    else:
-        model_ch = 1 if config.separate_channels else n_data_ch
-        scale = float(config.scale) if config.scale is not None else choose_scale(counts)
+    resumed, model_ch, scale = _resume_or_new(resume_from, config, counts, n_data_ch)
 
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    inputs, targets = [], []
-    for c in counts:
-        x01, t01 = _pairs_x01(c, scale, config.scales, config.saturation)
-        if model_ch == 1 and n_data_ch > 1:  # every channel is its own image
-            inputs.extend(x01[k : k + 1] for k in range(n_data_ch))
-            targets.extend(t01[:, k : k + 1] for k in range(n_data_ch))
-        else:
-            inputs.append(x01)
-            targets.append(t01)
+    inputs, targets = _training_pairs(counts, model_ch, n_data_ch, scale, config)
     del counts
-
-    if resumed is not None:
-        model = resumed.model
-    else:
-        model = build_amssd_model(
-            model_ch, config.width, residual=config.residual, mixed_bfloat16=config.mixed_bfloat16
-        )
-    if getattr(model, "optimizer", None) is None:
-        model.compile(optimizer=make_amssd_optimizer(config.learning_rate))
-
-    train_regions, val_regions, val_how = split_regions(
-        [im.shape[1:] for im in inputs], crop, rng, val_fraction=config.val_fraction
-    )
-    sampler = PairedCropSampler(inputs, targets, train_regions, crop, config.groups, augment=True)
-    val_sampler = PairedCropSampler(
-        inputs, targets, val_regions, crop, config.groups, augment=False
-    )
-    val_rng = np.random.default_rng(config.seed + 1)
-    n_val_batches = max(1, math.ceil(config.val_crops / config.batch_size))
-    val_batches = [val_sampler.sample(val_rng, config.batch_size) for _ in range(n_val_batches)]
+    model = _model_with_optimizer(resumed, model_ch, config)
+    sampler, val_batches, val_how = _data_source(inputs, targets, crop, rng, config)
 
     prev = resumed.metadata.get("training", {}) if resumed is not None else {}
-    arch = (
-        resumed.metadata["architecture"]
-        if resumed is not None
-        else {
-            "width": int(config.width),
-            "residual": bool(config.residual),
-            "mixed_bfloat16": bool(config.mixed_bfloat16),
-        }
-    )
-    metadata = {
-        "method": "amssd",
-        "mode": "direct",
-        "channels": model_ch,
-        "levels": 0,
-        "architecture": {**arch, "parameters": int(model.count_params())},
-        "scale": scale,
-        "normalisation": "x01 = counts / scale (float32); outputs are counts (float32)",
-        "saturation": config.saturation,
-        "tile": int(config.tile),
-        "overlap": int(config.overlap),
-        "package_version": __version__,
-        "keras_version": keras.__version__,
-        "targets": {
-            "scales": [[int(f), float(a)] for f, a in config.scales],
-            "groups": [int(g) for g in config.groups],
-            "alignment": "centre",
-        },
-        "loss": {
-            "mae": LOSS_WEIGHTS[0],
-            "one_minus_ssim": LOSS_WEIGHTS[1],
-            "psnr_term": LOSS_WEIGHTS[2],
-        },
-        "optimizer": "Adam with gradient centralisation",
-        "training": {},
-    }
+    metadata = _metadata(model, resumed, model_ch, scale, config)
     summary = RunSummary(
         previous=prev, validation=val_how, n_scans=n_scans, config=config, resumed_from=resume_from
     )

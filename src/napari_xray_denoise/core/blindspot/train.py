@@ -309,6 +309,172 @@ def untrained_denoiser(
     return Denoiser(model, meta)
 
 
+def _check_clean(clean, counts: Sequence[np.ndarray], crop: int):
+    """The checked clean scans (or None); they must match the noisy ones in shape."""
+    if clean is None:
+        return None
+    clean = check_training_scans(clean, crop)
+    if len(clean) != len(counts) or any(a.shape != b.shape for a, b in zip(clean, counts)):
+        raise ValueError("The clean scans must match the noisy scans one to one, in shape too.")
+    return clean
+
+
+def _model_settings(
+    resumed: Denoiser | None, config: TrainConfig, counts, n_data_ch: int, crop: int
+) -> tuple[str, str, int, float, int]:
+    """Mode, joint variant, model channels, scale and levels: the resumed model's or new."""
+    if resumed is None:
+        mode = config.mode
+        joint, model_ch = _resolve_joint(config.joint, n_data_ch, mode)
+        scale = float(config.scale) if config.scale is not None else choose_scale(counts)
+        return mode, joint, model_ch, scale, config.levels
+    meta0 = resumed.metadata
+    mode, joint, model_ch = meta0["mode"], meta0["joint"], int(meta0["channels"])
+    scale = float(meta0["scale"])
+    if model_ch not in (1, n_data_ch):
+        raise ValueError(
+            f"The model to resume has {model_ch} channel(s); the scans have {n_data_ch}."
+        )
+    levels = int(meta0["levels"])
+    if crop % 2**levels:
+        raise ValueError(f"crop_size must be a multiple of {2**levels} for the model to resume.")
+    return mode, joint, model_ch, scale, levels
+
+
+def _check_supervised(supervised: bool, clean) -> None:
+    """Clean scans go with the supervised mode, and only with it."""
+    if supervised != (clean is not None):
+        raise ValueError(
+            "Clean scans go with mode 'supervised' only, and that mode needs them."
+            if clean is not None
+            else "Mode 'supervised' needs the clean scans (clean=...) matching the noisy ones."
+        )
+
+
+def _training_images(counts, clean, scale: float, saturation, supervised: bool, model_ch: int):
+    """The x01 images and their valid (unsaturated) masks: one per scan, or per channel."""
+    n_data_ch = counts[0].shape[0]
+    images, valid = [], []
+    for i, c in enumerate(counts):  # one float32 x01 copy per scan, nothing more
+        sat = saturated_mask(c, saturation_levels(c, saturation))
+        x01 = np.divide(c, np.float32(scale), dtype=np.float32)
+        if supervised:  # noisy then clean channels, so crops and flips stay aligned
+            x01 = np.concatenate([x01, np.divide(clean[i], np.float32(scale), dtype=np.float32)])
+            sat = np.concatenate([sat, sat])
+        if model_ch == 1 and n_data_ch > 1:  # "separate": every channel is its own image
+            pick = [[k, k + n_data_ch] if supervised else [k] for k in range(n_data_ch)]
+            images.extend(x01[p] for p in pick)
+            valid.extend(~sat[p] for p in pick)
+        else:
+            images.append(x01)
+            valid.append(~sat)
+    return images, valid
+
+
+def _model_and_noise_init(
+    resumed: Denoiser | None, images, valid, model_ch: int, joint: str, mode: str, config
+):
+    """The resumed or a new model (compiled with Adam if it has no optimizer), its noise init."""
+    if resumed is not None:
+        model = resumed.model
+        noise_init = resumed.metadata["noise"]["init_estimate_x01"]
+    else:
+        noise_init = _noise_estimates(images, valid, model_ch, config.seed)
+        model = build_blindspot_model(
+            channels=model_ch,
+            joint=joint,
+            mode=mode,
+            enc_filters=config.enc_filters,
+            dec_filters=config.dec_filters,
+            levels=config.levels,
+            noise_init=noise_init,
+            noise_gain=config.noise_gain,
+            mixed_bfloat16=config.mixed_bfloat16,
+        )
+    if getattr(model, "optimizer", None) is None:
+        model.compile(optimizer=make_optimizer(config.learning_rate))
+    return model, noise_init
+
+
+def _crop_samplers(images, valid, shapes, n_data_ch: int, crop: int, rng, config):
+    """Training and validation crop samplers, split by scan; and how validation was split."""
+    # split by scan (not by channel image), so "separate" keeps both channels in each set
+    train_regions, val_regions, val_how = split_regions(
+        shapes, crop, rng, val_fraction=config.val_fraction
+    )
+    if len(images) != len(shapes):  # "separate": scan i, channel k is image i * C + k
+        train_regions = _per_channel(train_regions, n_data_ch)
+        val_regions = _per_channel(val_regions, n_data_ch)
+    sampler = CropSampler(images, valid, train_regions, crop, augment=True)
+    val_sampler = CropSampler(images, valid, val_regions, crop, augment=False)
+    return sampler, val_sampler, val_how
+
+
+def _batch_maker(model_ch: int, supervised: bool, image_noise: np.ndarray | None):
+    """``(crops, valid, index) -> (inputs, targets)``: the targets the loss expects."""
+    per_scan = image_noise is not None
+
+    def to_batch(xvi):
+        x, v, index = xvi
+        c = model_ch
+        if supervised:  # inputs: the noisy channels; targets: the clean ones
+            x, parts = x[..., :c], [x[..., c:], v[..., :c]]
+        else:
+            parts = [x, v]
+        if per_scan:  # constant a and b maps of each crop's own scan
+            ab = image_noise[index][:, :, None, None, :]  # (B, 2, 1, 1, C)
+            parts += [np.broadcast_to(ab[:, k], x.shape) for k in (0, 1)]
+        return x, np.concatenate(parts, axis=-1)
+
+    return to_batch
+
+
+def _validation_batches(val_sampler: CropSampler, to_batch, config: TrainConfig) -> list:
+    """The fixed validation batches (``config.val_crops`` crops, its own seed)."""
+    val_rng = np.random.default_rng(config.seed + 1)
+    n_val_batches = max(1, math.ceil(config.val_crops / config.batch_size))
+    return [
+        to_batch(val_sampler.sample_with_index(val_rng, config.batch_size))
+        for _ in range(n_val_batches)
+    ]
+
+
+def _noise_report(model, val_batches, mode: str, model_ch: int, scale: float) -> list[dict]:
+    """The noise per channel for the metadata: learnt, fitted (uncalib) or none."""
+    if mode in CALIBRATED_MODES:
+        return _learnt_noise(model, mode, scale)
+    if mode == "uncalib":
+        return _uncalib_noise(model, val_batches, model_ch, scale)
+    return []
+
+
+def _per_scan_counts(image_noise: np.ndarray, model_ch: int, scale: float) -> list:
+    """Each training image's fitted noise law per channel, in counts."""
+    return [
+        [
+            {"a_counts": float(ab[0, c]) * scale, "b_counts": float(ab[1, c]) * scale**2}
+            for c in range(model_ch)
+        ]
+        for ab in image_noise
+    ]
+
+
+def _run_metadata(model, resumed, mode, joint, levels, scale, config, noise_init) -> dict:
+    """The metadata of this run's model; a resumed model keeps its noise gain and precision."""
+    arch0 = resumed.metadata.get("architecture", {}) if resumed is not None else {}
+    return _metadata(
+        model,
+        mode=mode,
+        joint=joint,
+        levels=levels,
+        scale=scale,
+        config=config,
+        noise_init=noise_init,
+        noise_gain=float(arch0.get("noise_gain", config.noise_gain)),
+        mixed_bfloat16=bool(arch0.get("mixed_bfloat16", config.mixed_bfloat16)),
+    )
+
+
 def train_blindspot(
     scans: Sequence[np.ndarray] | np.ndarray,
     config: TrainConfig | None = None,
@@ -340,127 +506,34 @@ def train_blindspot(
     config.check()
     crop = config.crop_size
     counts = check_training_scans(scans, crop)  # views, no copies
-    if clean is not None:
-        clean = check_training_scans(clean, crop)
-        if len(clean) != len(counts) or any(a.shape != b.shape for a, b in zip(clean, counts)):
-            raise ValueError("The clean scans must match the noisy scans one to one, in shape too.")
+    clean = _check_clean(clean, counts, crop)
     n_data_ch = counts[0].shape[0]
-
     resumed = Denoiser.from_file(resume_from) if resume_from is not None else None
-    if resumed is not None:
-        meta0 = resumed.metadata
-        mode, joint, model_ch = meta0["mode"], meta0["joint"], int(meta0["channels"])
-        scale = float(meta0["scale"])
-        if model_ch not in (1, n_data_ch):
-            raise ValueError(
-                f"The model to resume has {model_ch} channel(s); the scans have {n_data_ch}."
-            )
-        levels = int(meta0["levels"])
-        if crop % 2**levels:
-            raise ValueError(
-                f"crop_size must be a multiple of {2**levels} for the model to resume."
-            )
-    else:
-        mode = config.mode
-        joint, model_ch = _resolve_joint(config.joint, n_data_ch, mode)
-        scale = float(config.scale) if config.scale is not None else choose_scale(counts)
-        levels = config.levels
-
+    mode, joint, model_ch, scale, levels = _model_settings(resumed, config, counts, n_data_ch, crop)
     supervised = mode == SUPERVISED
-    if supervised != (clean is not None):
-        raise ValueError(
-            "Clean scans go with mode 'supervised' only, and that mode needs them."
-            if clean is not None
-            else "Mode 'supervised' needs the clean scans (clean=...) matching the noisy ones."
-        )
+    _check_supervised(supervised, clean)
+
     keras.utils.set_random_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     shapes = [c.shape[1:] for c in counts]
-    images, valid = [], []
-    for i, c in enumerate(counts):  # one float32 x01 copy per scan, nothing more
-        sat = saturated_mask(c, saturation_levels(c, config.saturation))
-        x01 = np.divide(c, np.float32(scale), dtype=np.float32)
-        if supervised:  # noisy then clean channels, so crops and flips stay aligned
-            x01 = np.concatenate([x01, np.divide(clean[i], np.float32(scale), dtype=np.float32)])
-            sat = np.concatenate([sat, sat])
-        if model_ch == 1 and n_data_ch > 1:  # "separate": every channel is its own image
-            pick = [[k, k + n_data_ch] if supervised else [k] for k in range(n_data_ch)]
-            images.extend(x01[p] for p in pick)
-            valid.extend(~sat[p] for p in pick)
-        else:
-            images.append(x01)
-            valid.append(~sat)
+    images, valid = _training_images(counts, clean, scale, config.saturation, supervised, model_ch)
     n_scans = len(shapes)
     del counts
-
-    if resumed is not None:
-        model = resumed.model
-        noise_init = resumed.metadata["noise"]["init_estimate_x01"]
-    else:
-        noise_init = _noise_estimates(images, valid, model_ch, config.seed)
-        model = build_blindspot_model(
-            channels=model_ch,
-            joint=joint,
-            mode=mode,
-            enc_filters=config.enc_filters,
-            dec_filters=config.dec_filters,
-            levels=config.levels,
-            noise_init=noise_init,
-            noise_gain=config.noise_gain,
-            mixed_bfloat16=config.mixed_bfloat16,
-        )
-    if getattr(model, "optimizer", None) is None:
-        model.compile(optimizer=make_optimizer(config.learning_rate))
+    model, noise_init = _model_and_noise_init(resumed, images, valid, model_ch, joint, mode, config)
     var_unit = [float(n["var_ref"]) for n in noise_init]
 
-    # split by scan (not by channel image), so "separate" keeps both channels in each set
-    train_regions, val_regions, val_how = split_regions(
-        shapes, crop, rng, val_fraction=config.val_fraction
+    sampler, val_sampler, val_how = _crop_samplers(
+        images, valid, shapes, n_data_ch, crop, rng, config
     )
-    if len(images) != n_scans:  # "separate": scan i, channel k is image i * C + k
-        train_regions = _per_channel(train_regions, n_data_ch)
-        val_regions = _per_channel(val_regions, n_data_ch)
-    sampler = CropSampler(images, valid, train_regions, crop, augment=True)
-    val_sampler = CropSampler(images, valid, val_regions, crop, augment=False)
-    val_rng = np.random.default_rng(config.seed + 1)
-    n_val_batches = max(1, math.ceil(config.val_crops / config.batch_size))
-
     per_scan = bool(config.noise_per_scan) and mode in (*CALIBRATED_MODES, SUPERVISED)
     image_noise = (
         _per_image_noise(images, valid, model_ch, scale, mode, noise_init) if per_scan else None
     )
-
-    def to_batch(xvi):
-        x, v, index = xvi
-        c = model_ch
-        if supervised:  # inputs: the noisy channels; targets: the clean ones
-            x, parts = x[..., :c], [x[..., c:], v[..., :c]]
-        else:
-            parts = [x, v]
-        if per_scan:  # constant a and b maps of each crop's own scan
-            ab = image_noise[index][:, :, None, None, :]  # (B, 2, 1, 1, C)
-            parts += [np.broadcast_to(ab[:, k], x.shape) for k in (0, 1)]
-        return x, np.concatenate(parts, axis=-1)
-
-    val_batches = [
-        to_batch(val_sampler.sample_with_index(val_rng, config.batch_size))
-        for _ in range(n_val_batches)
-    ]
+    to_batch = _batch_maker(model_ch, supervised, image_noise)
+    val_batches = _validation_batches(val_sampler, to_batch, config)
 
     prev = resumed.metadata.get("training", {}) if resumed is not None else {}
-    arch0 = resumed.metadata.get("architecture", {}) if resumed is not None else {}
-    metadata = _metadata(
-        model,
-        mode=mode,
-        joint=joint,
-        levels=levels,
-        scale=scale,
-        config=config,
-        noise_init=noise_init,
-        noise_gain=float(arch0.get("noise_gain", config.noise_gain)),
-        mixed_bfloat16=bool(arch0.get("mixed_bfloat16", config.mixed_bfloat16)),
-    )
-
+    metadata = _run_metadata(model, resumed, mode, joint, levels, scale, config, noise_init)
     summary = RunSummary(
         previous=prev, validation=val_how, n_scans=n_scans, config=config, resumed_from=resume_from
     )
@@ -470,15 +543,9 @@ def train_blindspot(
             return
         meta = dict(metadata)
         meta["training"] = summary(steps=step, best_val_loss=val_loss, best_step=step)
-        meta["noise"] = {**metadata["noise"], "channels": _noise_report(model, val_batches)}
+        channels = _noise_report(model, val_batches, mode, model_ch, scale)
+        meta["noise"] = {**metadata["noise"], "channels": channels}
         Denoiser(model, meta).save(checkpoint_path)
-
-    def _noise_report(m, vb) -> list[dict]:
-        if mode in CALIBRATED_MODES:
-            return _learnt_noise(m, mode, scale)
-        if mode == "uncalib":
-            return _uncalib_noise(m, vb, model_ch, scale)
-        return []
 
     schedule = schedule_from_config(config)
     loss_fn = make_blindspot_loss(mode, model_ch, var_unit, config.reg, per_scan_noise=per_scan)
@@ -494,16 +561,10 @@ def train_blindspot(
         on_new_best=on_new_best,
     )
     metadata["training"] = summary.of(result)
-    metadata["noise"]["channels"] = _noise_report(model, val_batches)
+    metadata["noise"]["channels"] = _noise_report(model, val_batches, mode, model_ch, scale)
     if per_scan:
         metadata["noise"]["training"] = "fitted on each training scan (per_scan_counts)"
-        metadata["noise"]["per_scan_counts"] = [
-            [
-                {"a_counts": float(ab[0, c]) * scale, "b_counts": float(ab[1, c]) * scale**2}
-                for c in range(model_ch)
-            ]
-            for ab in image_noise
-        ]
+        metadata["noise"]["per_scan_counts"] = _per_scan_counts(image_noise, model_ch, scale)
     denoiser = Denoiser(model, metadata)
     if checkpoint_path is not None:
         denoiser.save(checkpoint_path)

@@ -150,26 +150,34 @@ def _producer(
             sampler.refresh()
 
 
-def train_long_run(
-    run_dir: str | Path,
-    *,
-    hours: float,
-    config: LongRunConfig | None = None,
-    export: str | Path | None = None,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Train (or continue training) for ``hours`` more wall-clock hours; see module docstring."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _run_config(run_dir: Path, config: LongRunConfig | None) -> LongRunConfig:
+    """The run's own saved settings if it has them, else ``config`` (saved for next time)."""
     cfg_path = run_dir / "config.json"
     if cfg_path.exists():
         saved = json.loads(cfg_path.read_text())
         saved["widths"] = tuple(saved["widths"])
-        config = LongRunConfig(**saved)  # the run's own settings, whatever was passed
-    else:
-        config = config or LongRunConfig()
-        cfg_path.write_text(json.dumps(asdict(config), indent=1))
+        return LongRunConfig(**saved)  # the run's own settings, whatever was passed
+    config = config or LongRunConfig()
+    cfg_path.write_text(json.dumps(asdict(config), indent=1))
+    return config
 
+
+@dataclass
+class _RunState:
+    """The network, Adam, the averaged weights, the step and seconds trained, the saver."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    ema: list
+    step: tf.Variable
+    seconds: tf.Variable
+    manager: tf.train.CheckpointManager
+
+
+def _restore_or_start(
+    run_dir: Path, config: LongRunConfig, log: Callable[[str], None]
+) -> _RunState:
+    """Build the model and optimizer, then restore the checkpoint or start afresh."""
     model = build_singlepass_model(config.widths, guided=config.guided)
     optimizer = keras.optimizers.Adam(config.learning_rate)
     optimizer.build(model.trainable_variables)
@@ -192,11 +200,15 @@ def train_long_run(
             log(f"started from {config.init}")
         for e, v in zip(ema, model.trainable_variables, strict=True):
             e.assign(v)
+    return _RunState(model, optimizer, ema, step_var, seconds_var, manager)
 
-    rng = np.random.default_rng([config.seed, int(step_var.numpy())])
-    next_seed = TRAIN_SEED_BASE + 1000 + int(step_var.numpy()) // max(config.refresh_every, 1)
+
+def _pair_sampler(config: LongRunConfig, step: int) -> PairSampler:
+    """The simulated-pair source, seeded by the run's seed and step (resumes continue it)."""
+    rng = np.random.default_rng([config.seed, step])
+    next_seed = TRAIN_SEED_BASE + 1000 + step // max(config.refresh_every, 1)
     pool = phantom_transmissions(range(next_seed, next_seed + config.pool_bags), rng)
-    sampler = PairSampler(
+    return PairSampler(
         pool,
         rng,
         crop=config.crop,
@@ -208,19 +220,21 @@ def train_long_run(
         next_seed=next_seed + config.pool_bags,
         guided=config.guided,
     )
-    val_x, val_t = validation_set(
-        crop=config.crop,
-        guided=config.guided,
-        dark_fraction=config.dark_fraction,
-        detector_fraction=config.detector_fraction,
-    )
+
+
+def _train_step(state: _RunState, config: LongRunConfig) -> TFStep:
+    """The traced training step, updating the averaged weights after each apply."""
 
     def update_ema() -> None:
-        for e, v in zip(ema, model.trainable_variables, strict=True):
+        for e, v in zip(state.ema, state.model.trainable_variables, strict=True):
             e.assign(config.ema_decay * e + (1.0 - config.ema_decay) * v)
 
-    train_step = TFStep(model, optimizer, weighted_loss, after_apply=update_ema)
+    return TFStep(state.model, state.optimizer, weighted_loss, after_apply=update_ema)
 
+
+def _validation(state: _RunState, config: LongRunConfig, val_x, val_t):
+    """The model to export and the validation function that fills it (returns the gain)."""
+    model, ema = state.model, state.ema
     ema_model = build_singlepass_model(config.widths, guided=config.guided)
     predict = tf.function(lambda x: ema_model(x, training=False), reduce_retracing=True)
 
@@ -239,6 +253,11 @@ def train_long_run(
             ema_model.set_weights(model.get_weights())
         return max(gain_ema, gain_raw)
 
+    return ema_model, validate
+
+
+def _start_producer(sampler: PairSampler, config: LongRunConfig) -> tuple[Queue, threading.Event]:
+    """Start the batch-producing thread; returns its queue and its stop event."""
     queue: Queue = Queue(maxsize=4)
     stop = threading.Event()
     worker = threading.Thread(
@@ -247,43 +266,71 @@ def train_long_run(
         daemon=True,
     )
     worker.start()
-    t_start = time.perf_counter()
-    base_seconds = float(seconds_var.numpy())
-    losses: list[float] = []
-    last_lr = [config.learning_rate]
+    return queue, stop
 
-    def learning_rate(step: int, fraction: float) -> float:
-        last_lr[0] = max(
+
+def _export(ema_model, meta: dict, run_dir: Path, export: str | Path | None) -> None:
+    """Write ``model.keras`` in the run directory, and ``export`` if given."""
+    save_model_file(ema_model, meta, run_dir / "model.keras")
+    if export is not None:
+        save_model_file(ema_model, meta, export)
+
+
+class _Bookkeeper:
+    """Per-step bookkeeping: the learning rate, the losses, the clock and the checkpoints."""
+
+    def __init__(self, state, config, validate, ema_model, run_dir, export, log) -> None:
+        self.state, self.config, self.validate = state, config, validate
+        self.ema_model, self.run_dir, self.export, self.log = ema_model, run_dir, export, log
+        self.t_start = time.perf_counter()
+        self.base_seconds = float(state.seconds.numpy())
+        self.losses: list[float] = []
+        self.last_lr = config.learning_rate
+
+    def learning_rate(self, step: int, fraction: float) -> float:
+        """Halve every ``lr_half_life_steps`` steps, down to ``min_lr``."""
+        config = self.config
+        self.last_lr = max(
             config.min_lr, config.learning_rate * 0.5 ** (step / config.lr_half_life_steps)
         )
-        return last_lr[0]
+        return self.last_lr
 
-    def on_step(step: int, loss: float) -> None:
-        losses.append(loss)
-        step_var.assign_add(1)
+    def on_step(self, step: int, loss: float) -> None:
+        """Record the step's loss and count the step."""
+        self.losses.append(loss)
+        self.state.step.assign_add(1)
 
-    def checkpoint(step: int) -> float:
-        seconds_var.assign(base_seconds + time.perf_counter() - t_start)
-        gain = validate()
+    def record_time(self) -> None:
+        """Store the hours trained so far (all sessions) in the checkpoint's variable."""
+        self.state.seconds.assign(self.base_seconds + time.perf_counter() - self.t_start)
+
+    def checkpoint(self, step: int) -> float:
+        """Validate, log a line, save the checkpoint and the model; returns the gain."""
+        state = self.state
+        self.record_time()
+        gain = self.validate()
         record = {
-            "step": int(step_var.numpy()),
-            "hours": round(float(seconds_var.numpy()) / 3600, 4),
-            "loss": float(np.mean(losses)),
+            "step": int(state.step.numpy()),
+            "hours": round(float(state.seconds.numpy()) / 3600, 4),
+            "loss": float(np.mean(self.losses)),
             "val_gain_db": round(gain, 3),
-            "lr": last_lr[0],
+            "lr": self.last_lr,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        losses.clear()
-        with open(run_dir / "log.jsonl", "a") as f:
+        self.losses.clear()
+        with open(self.run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
-        log(json.dumps(record))
-        manager.save()
-        meta = singlepass_metadata(config, record["step"], record["hours"], {"val_gain_db": gain})
-        save_model_file(ema_model, meta, run_dir / "model.keras")
-        if export is not None:
-            save_model_file(ema_model, meta, export)
+        self.log(json.dumps(record))
+        state.manager.save()
+        meta = singlepass_metadata(
+            self.config, record["step"], record["hours"], {"val_gain_db": gain}
+        )
+        _export(self.ema_model, meta, self.run_dir, self.export)
         return gain
 
+
+def _run_engine(train_step, queue: Queue, stop, hours: float, book: _Bookkeeper) -> None:
+    """Run the loop for ``hours``, stoppable by signal; then restore handlers, end the producer."""
     stop_requested, previous_handlers = _install_stop_handlers()
     try:
         engine.run(
@@ -291,12 +338,12 @@ def train_long_run(
             queue.get,
             seconds=hours * 3600,
             at_least_one_step=False,
-            learning_rate=learning_rate,
-            val_every_seconds=60 * config.val_every_minutes,
-            validate=checkpoint,
-            on_step=on_step,
+            learning_rate=book.learning_rate,
+            val_every_seconds=60 * book.config.val_every_minutes,
+            validate=book.checkpoint,
+            on_step=book.on_step,
             cancel=stop_requested,
-            first_step=int(step_var.numpy()),
+            first_step=int(book.state.step.numpy()),
         )
     finally:
         import signal
@@ -306,17 +353,44 @@ def train_long_run(
         stop.set()
         while not queue.empty():
             queue.get_nowait()
-    seconds_var.assign(base_seconds + time.perf_counter() - t_start)
-    manager.save()
+
+
+def train_long_run(
+    run_dir: str | Path,
+    *,
+    hours: float,
+    config: LongRunConfig | None = None,
+    export: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train (or continue training) for ``hours`` more wall-clock hours; see module docstring."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = _run_config(run_dir, config)
+    state = _restore_or_start(run_dir, config, log)
+    sampler = _pair_sampler(config, int(state.step.numpy()))
+    val_x, val_t = validation_set(
+        crop=config.crop,
+        guided=config.guided,
+        dark_fraction=config.dark_fraction,
+        detector_fraction=config.detector_fraction,
+    )
+    train_step = _train_step(state, config)
+    ema_model, validate = _validation(state, config, val_x, val_t)
+
+    queue, stop = _start_producer(sampler, config)
+    book = _Bookkeeper(state, config, validate, ema_model, run_dir, export, log)
+    _run_engine(train_step, queue, stop, hours, book)
+
+    book.record_time()
+    state.manager.save()
     gain = validate()
     meta = singlepass_metadata(
-        config, int(step_var.numpy()), float(seconds_var.numpy()) / 3600, {"val_gain_db": gain}
+        config, int(state.step.numpy()), float(state.seconds.numpy()) / 3600, {"val_gain_db": gain}
     )
-    save_model_file(ema_model, meta, run_dir / "model.keras")
-    if export is not None:
-        save_model_file(ema_model, meta, export)
+    _export(ema_model, meta, run_dir, export)
     return {
-        "steps": int(step_var.numpy()),
-        "hours": float(seconds_var.numpy()) / 3600,
+        "steps": int(state.step.numpy()),
+        "hours": float(state.seconds.numpy()) / 3600,
         "val_gain_db": gain,
     }
