@@ -76,7 +76,7 @@ from .._backend import keras, tf
 from ..data import as_chw_counts
 from ..training import FitSchedule, fit
 from .denoiser import SinglePassDenoiser
-from .network import LOSS_WEIGHT_FLOOR
+from .network import LOSS_WEIGHT_FLOOR, is_guided
 from .simdata import PairSampler, SimSettings, phantom_transmissions
 
 
@@ -630,6 +630,35 @@ def _training_data(channels: list[_Channel], start: SinglePassDenoiser, config, 
     return batch, val_batches, val_channel
 
 
+def _start_checks(model, channels, config, val_crop_losses, val_channel) -> tuple:
+    """The checks of the blends (``_Checks``) with the starting model's scores, and how
+    long scoring every blend will take (seconds, measured on the start)."""
+    guided = is_guided(model)
+    t0 = time.perf_counter()
+    start_crops = val_crop_losses(config.val_weight_floor)
+    sure = _SureSet(channels, config, guided, np.random.default_rng(config.seed + 2))
+    start_held, start_all = sure.errors(model)
+    seconds = len(BLENDS) * (time.perf_counter() - t0)
+    counts = start_terms = None
+    if config.count_check:
+        t0 = time.perf_counter()
+        counts = _CountCheck(channels, config, guided, np.random.default_rng(config.seed + 3))
+        start_terms = counts.terms(model)
+        seconds += config.count_check_tries * (time.perf_counter() - t0)
+    checks = _Checks(
+        val_crop_losses,
+        val_channel,
+        len(channels),
+        sure,
+        counts,
+        start_crops,
+        start_held,
+        start_all,
+        start_terms,
+    )
+    return checks, seconds
+
+
 def finetune_singlepass(
     start: SinglePassDenoiser,
     scans: Sequence[np.ndarray],
@@ -651,7 +680,6 @@ def finetune_singlepass(
     channels = _prepare(scans, config.crop_size, config.val_fraction, config.val_block, config.seed)
     model = keras.models.clone_model(start.model)  # the same architecture as the file holds
     model.set_weights(start.model.get_weights())
-    guided = start.guided
 
     batch, val_batches, val_channel = _training_data(channels, start, config, rng)
     val_starts = range(0, 8 * len(val_batches), 8)
@@ -667,28 +695,7 @@ def finetune_singlepass(
 
     # the starting model, once, on every check; their time tells what the blends' checks
     # after training will take, which comes out of training's share of ``minutes``
-    t0 = time.perf_counter()
-    start_crops = val_crop_losses(config.val_weight_floor)
-    sure = _SureSet(channels, config, guided, np.random.default_rng(config.seed + 2))
-    start_held, start_all = sure.errors(model)
-    check_seconds = len(BLENDS) * (time.perf_counter() - t0)
-    counts_check = start_count_terms = None
-    if config.count_check:
-        t0 = time.perf_counter()
-        counts_check = _CountCheck(channels, config, guided, np.random.default_rng(config.seed + 3))
-        start_count_terms = counts_check.terms(model)
-        check_seconds += config.count_check_tries * (time.perf_counter() - t0)
-    checks = _Checks(
-        val_crop_losses,
-        val_channel,
-        len(channels),
-        sure,
-        counts_check,
-        start_crops,
-        start_held,
-        start_all,
-        start_count_terms,
-    )
+    checks, check_seconds = _start_checks(model, channels, config, val_crop_losses, val_channel)
     # ``fit`` scores its validation with the training's weights, the mean of the batches' means
     start_fit_crops = val_crop_losses(LOSS_WEIGHT_FLOOR)
     start_fit_loss = float(np.mean([start_fit_crops[i : i + 8].mean() for i in val_starts]))
@@ -716,7 +723,7 @@ def finetune_singlepass(
     )
     result = FinetuneResult(start)
     result.steps, result.seconds = fitted.steps_done, fitted.seconds
-    result.val_loss_start = result.val_loss_best = float(start_crops.mean())
+    result.val_loss_start = result.val_loss_best = float(checks.start_crops.mean())
     result.history = [h for h in fitted.history if "val_loss" in h]
     if not fitted.best_val_loss < start_fit_loss:
         result.kept_start = True
@@ -735,7 +742,7 @@ def finetune_singlepass(
         result.kept_start = True
         return result
     best_db, blend, best, result.channel_losses = qualifying[0]
-    result.gain_z = gain_z(start_crops, best)
+    result.gain_z = gain_z(checks.start_crops, best)
     # the gain asked for (``min_gain_db``) is the count-domain estimate where it was made
     checked = result.blends_count_check.get(blend)
     result.gain_db = checked["median_gain_db"] if checked else best_db
