@@ -56,7 +56,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _util import machine  # noqa: E402
-from unseen_sets import TRUE_NOISE, detector_scans, electronics_scans  # noqa: E402
+from unseen_sets import TRUE_NOISE, detector_scans, electronics_scans, photo  # noqa: E402
 
 from napari_xray_denoise import io, metrics, noise, synth  # noqa: E402
 from napari_xray_denoise.phantom import make_bag  # noqa: E402
@@ -79,22 +79,11 @@ PHOTO_DOSES = ((1000.0, 65535.0), (8000.0, 4095.0))
 
 
 # ------------------------------------------------------------------ test sets
-def _photo(name: str) -> np.ndarray:
-    from skimage import color, data
-
-    img = getattr(data, name)()
-    if img.ndim == 3:
-        img = color.rgb2gray(img[..., :3])
-    img = np.asarray(img, np.float64)
-    img = img / 255.0 if img.max() > 1.5 else img
-    return img[:512, :512]
-
-
 def photo_scans():
     """(name, noisy (2, Y, X), clean (2, Y, X), code_max) for the held-apart photographs."""
     out = []
     for i, name in enumerate(PHOTOS):
-        g = _photo(name)
+        g = photo(name, (512, 512))
         depth = 3.0 * (1.0 - g) + 0.05
         from scipy import ndimage
 

@@ -58,8 +58,9 @@ def _scan(name: str, transmission_low: np.ndarray, detector: str, dose: float, r
     return (name, np.stack(noisy), np.stack(clean), top)
 
 
-def _photo(name: str) -> np.ndarray:
-    """A held-apart ``skimage`` photograph as grey levels in [0, 1], cropped to SHAPE."""
+def photo(name: str, shape=SHAPE) -> np.ndarray:
+    """A held-apart ``skimage`` photograph as grey levels in [0, 1], cropped to ``shape``
+    (``bench_default``'s set (b) takes 512x512)."""
     from skimage import color, data
 
     img = getattr(data, name)()
@@ -67,7 +68,7 @@ def _photo(name: str) -> np.ndarray:
         img = color.rgb2gray(img[..., :3])
     img = np.asarray(img, np.float64)
     img = img / 255.0 if img.max() > 1.5 else img
-    return img[: SHAPE[0], : SHAPE[1]]
+    return img[: shape[0], : shape[1]]
 
 
 def _bag_transmission(seed: int) -> np.ndarray:
@@ -83,12 +84,12 @@ def _dark_bag(seed: int, rng) -> np.ndarray:
 
 
 def _dark_photo(name: str) -> np.ndarray:
-    g = _photo(name)
+    g = photo(name)
     return ndimage.gaussian_filter(np.exp(-(2.3 + 2.3 * (1.0 - g))), 0.6)
 
 
 def _normal_photo(name: str) -> np.ndarray:
-    g = _photo(name)
+    g = photo(name)
     return ndimage.gaussian_filter(np.exp(-(3.0 * (1.0 - g) + 0.05)), 0.6)
 
 

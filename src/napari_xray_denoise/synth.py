@@ -114,6 +114,15 @@ def _rect_mask(shape, cy, cx, hy, hx, angle):
     return (np.abs(u) <= hy) & (np.abs(v) <= hx)
 
 
+def _random_rect(shape, rng, size: tuple[float, float], angle=None) -> np.ndarray:
+    """A rectangle mask at a random centre, half-sides ``size`` (fractions, drawn for each
+    axis) of the image's sides, at ``angle`` (None: a random one, drawn last)."""
+    h, w = shape
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    hy, hx = rng.uniform(*size) * h, rng.uniform(*size) * w
+    return _rect_mask(shape, cy, cx, hy, hx, rng.uniform(0, np.pi) if angle is None else angle)
+
+
 def _soft(mask: np.ndarray, sigma: float = 0.5) -> np.ndarray:
     """Antialiased float32 coverage of a boolean mask."""
     m = mask.astype(np.float32)
@@ -287,17 +296,7 @@ def mesh(shape, rng) -> np.ndarray:
         period2 = period * rng.uniform(0.7, 1.4)
         v = (-np.sin(angle) * yy + np.cos(angle) * xx) * (2 * np.pi / period2)
         pattern = np.maximum(pattern, np.maximum(np.sin(v), 0) ** 2)
-    region = _soft(
-        _rect_mask(
-            shape,
-            rng.uniform(0, shape[0]),
-            rng.uniform(0, shape[1]),
-            rng.uniform(0.2, 0.8) * shape[0],
-            rng.uniform(0.2, 0.8) * shape[1],
-            rng.uniform(0, np.pi),
-        ),
-        1.0,
-    )
+    region = _soft(_random_rect(shape, rng, (0.2, 0.8)), 1.0)
     return (rng.uniform(0.2, 2.0) * pattern * region).astype(np.float32)
 
 
@@ -321,14 +320,7 @@ def dense_electronics(shape, rng, *, blur: tuple[float, float] = (0.3, 1.0)) -> 
             depth += rng.uniform(0.3, 1.5) * _soft(mask, 1.5)
     elif kind == 1:  # stacked plates at random angles
         for _ in range(int(rng.integers(2, 6))):
-            mask = _rect_mask(
-                shape,
-                rng.uniform(0, h),
-                rng.uniform(0, w),
-                rng.uniform(0.2, 0.7) * h,
-                rng.uniform(0.2, 0.7) * w,
-                rng.uniform(0, np.pi),
-            )
+            mask = _random_rect(shape, rng, (0.2, 0.7))
             depth += rng.uniform(0.2, 1.2) * _soft(mask, 1.0)
     depth += 0.3 * np.abs(_fractal(shape, rng, 2.5))
     depth += rng.uniform(0.3, 1.0) * circuit_board(shape, rng)
@@ -337,15 +329,7 @@ def dense_electronics(shape, rng, *, blur: tuple[float, float] = (0.3, 1.0)) -> 
     if rng.uniform() < 0.5:
         depth += cables(shape, rng)
     if rng.uniform() < 0.35:  # air at the edge of the device, or a gap
-        edge = _rect_mask(
-            shape,
-            rng.uniform(0, h),
-            rng.uniform(0, w),
-            rng.uniform(0.3, 1.0) * h,
-            rng.uniform(0.3, 1.0) * w,
-            0.0,
-        )
-        depth *= _soft(edge, 1.5)
+        depth *= _soft(_random_rect(shape, rng, (0.3, 1.0), angle=0.0), 1.5)
     sigma = rng.uniform(*blur)
     if sigma > 0:
         depth = ndimage.gaussian_filter(depth, sigma)
@@ -379,15 +363,7 @@ def _transmission(depth: np.ndarray, rng, blur: tuple[float, float]) -> np.ndarr
     thickness, a detector point-spread of random width, Beer-Lambert."""
     shape = depth.shape
     if rng.uniform() < 0.3:  # part of the view is open air (outside the bag)
-        edge = _rect_mask(
-            shape,
-            rng.uniform(0, shape[0]),
-            rng.uniform(0, shape[1]),
-            rng.uniform(0.2, 1.0) * shape[0],
-            rng.uniform(0.2, 1.0) * shape[1],
-            0.0,
-        )
-        depth *= _soft(edge, 2.0)
+        depth *= _soft(_random_rect(shape, rng, (0.2, 1.0), angle=0.0), 2.0)
     depth *= rng.uniform(0.3, 2.0)  # overall thickness / energy
     sigma = rng.uniform(*blur)
     if sigma > 0:
